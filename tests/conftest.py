@@ -1,0 +1,17 @@
+"""Test-wide settings: gradient checks run in float64 unless a test is about float32."""
+
+import jax
+import pytest
+from hypothesis import HealthCheck, settings
+
+jax.config.update("jax_enable_x64", True)
+
+# Compilation makes the first examples slow; deadlines would only add flakiness.
+settings.register_profile(
+    "jaxreg", deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+settings.load_profile("jaxreg")
+
+
+@pytest.fixture
+def key():
+  return jax.random.key(0)
