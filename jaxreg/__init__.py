@@ -14,5 +14,15 @@ from jaxreg._mlp import backprop as backprop
 # --- derivation checker (issue 3) ---
 
 # --- trainer (issue 5) ---
+from jaxreg import optim as optim
+from jaxreg._checkpoint import Checkpoint as Checkpoint
+from jaxreg._checkpoint import SaveCheckpoint as SaveCheckpoint
+from jaxreg._checkpoint import load as load
+from jaxreg._checkpoint import save as save
+from jaxreg._config import TrainConfig as TrainConfig
+from jaxreg._progress import MetricsLog as MetricsLog
+from jaxreg._train import TrainState as TrainState
+from jaxreg._train import TrainingDiverged as TrainingDiverged
+from jaxreg._train import train as train
 
 __version__ = "0.1.0"

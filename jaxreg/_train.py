@@ -1,0 +1,479 @@
+"""`train`: minibatch SGD with S2/S4's regularizers, one jitted `lax.scan` per epoch.
+
+Contract: one epoch is one call of one jitted pure function,
+``_epoch(model, static, hyper, state, key, x, t, xv, tv) -> (state, metrics)``,
+whose body is a ``lax.scan`` over the epoch's minibatches. The optimizer is an
+optax chain built *inside* that function from a :class:`Hyper` pytree of
+arrays, so changing a numeric hyperparameter never recompiles, and
+:func:`jaxreg.train_many` can ``vmap`` the same function over hyperparameters.
+
+Randomness: epoch ``e`` uses ``fold_in(key(config.seed), e)``; it is split into
+one key for the epoch's permutation and one per step (dropout, noise,
+augmentation). Nothing random is carried in the state, so a run resumed from a
+checkpoint after epoch ``e`` continues bit-identically.
+
+Each step: gather the batch through the epoch's permutation → ``augment`` →
+Gaussian input noise → dropout masks → :meth:`jaxreg.MLP.loss_and_backprop`
+(closed form) → optax update. After the scan: training metrics, validation
+metrics, a finiteness check and the early-stopping bookkeeping, in-graph.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxreg import _losses
+from jaxreg import _optim
+from jaxreg._config import TrainConfig
+from jaxreg._mlp import MLP
+
+Array = jax.Array
+Params = list
+
+#: Trace counts of the jitted functions (by name); tests use it to check that a
+#: second call does not recompile.
+TRACES: collections.Counter = collections.Counter()
+
+
+class Hyper(NamedTuple):
+  """Numeric hyperparameters as arrays (params dtype), traced, never static."""
+  learning_rate: Array  # shape=()
+  weight_decay: Array   # shape=()
+  l1: Array             # shape=()
+  noise_std: Array      # shape=()
+  keep_prob: Array      # shape=(num_layers,); 1.0 where no dropout
+
+
+class Static(NamedTuple):
+  """What shapes the compiled program (hashable; a static argument of ``jit``)."""
+  batch_size: int
+  n_batches: int
+  decay: bool
+  decay_biases: bool
+  l1_rule: str | None           # None = no L1
+  dropout: tuple[bool, ...]     # per dense layer input
+  dropout_mode: str
+  noise: bool
+  augment: Callable | None
+  track_best: bool
+  has_val: bool
+  task: str | None              # "softmax", "binary" or None (no accuracy)
+
+
+class TrainState(NamedTuple):
+  """Everything a run needs to continue: saved in checkpoints.
+
+  Attributes:
+    params: current parameters (after ``epoch`` epochs; always finite).
+    opt_state: the optax state's leaves, flattened (``()`` for plain SGD).
+    epoch: number of completed epochs, int32 scalar.
+    best_params: parameters of the epoch with the lowest validation loss so
+      far (early stopping), else the initial parameters.
+    best_val_loss: that loss (``inf`` before any validation).
+    best_epoch: its 0-based epoch index (``-1`` before any).
+    bad_epochs: epochs in a row without improvement.
+  """
+  params: Any
+  opt_state: tuple
+  epoch: Array
+  best_params: Any
+  best_val_loss: Array
+  best_epoch: Array
+  bad_epochs: Array
+
+
+class TrainingDiverged(RuntimeError):
+  """A non-finite training loss (or parameter) stopped :func:`jaxreg.train`.
+
+  Nothing is lost: the last finite state comes with the error.
+
+  Attributes:
+    epoch: 1-based number of the epoch in which the loss became non-finite.
+    params: the parameters at the end of the epoch before it (finite).
+    state: the :class:`TrainState` at that point (resume or save it).
+    history: per-epoch metrics up to and including the diverging epoch.
+  """
+
+  def __init__(self, message, *, epoch, params, state, history):
+    super().__init__(message)
+    self.epoch = epoch
+    self.params = params
+    self.state = state
+    self.history = history
+
+
+# ------------------------------------------------------------------ setup
+def task_of(model: MLP) -> str | None:
+  """Classification is detected from the loss: softmax CE → argmax accuracy,
+  binary CE → per-output ``(y > ½) == (t > ½)`` accuracy; other losses: none."""
+  if model.loss_fn is _losses.softmax_cross_entropy:
+    return "softmax"
+  if model.loss_fn is _losses.binary_cross_entropy:
+    return "binary"
+  return None
+
+
+def make_static(model: MLP, config: TrainConfig, n: int, has_val: bool, *,
+                swept: Sequence[str] = ()) -> Static:
+  """The static part of a run; ``swept`` names hyperparameters that vary (train_many)."""
+  kp = config.keep_prob
+  if kp is not None and len(kp) != model.num_layers:
+    raise ValueError(
+        f"TrainConfig: `keep_prob` needs one keep-probability per dense layer input "
+        f"({model.num_layers} for sizes {model.sizes}), got {len(kp)}: {kp}.")
+  dropout = tuple(kp is not None and p < 1.0 for p in (kp or (1.0,) * model.num_layers))
+  if "keep_prob" in swept:
+    dropout = (True,) * model.num_layers
+  l1_on = config.l1 > 0 or "l1" in swept
+  return Static(
+      batch_size=config.batch_size, n_batches=n // config.batch_size,
+      decay=config.weight_decay > 0 or "weight_decay" in swept,
+      decay_biases=config.decay_biases,
+      l1_rule=config.l1_rule if l1_on else None,
+      dropout=dropout, dropout_mode=config.dropout_mode,
+      noise=config.noise_std > 0 or "noise_std" in swept,
+      augment=config.augment,
+      track_best=config.patience is not None,
+      has_val=has_val, task=task_of(model))
+
+
+def make_hyper(model: MLP, config: TrainConfig, dtype) -> Hyper:
+  kp = config.keep_prob or (1.0,) * model.num_layers
+  s = lambda v: jnp.asarray(v, dtype)  # noqa: E731
+  return Hyper(s(config.learning_rate), s(config.weight_decay), s(config.l1),
+               s(config.noise_std), jnp.asarray(kp, dtype))
+
+
+def make_tx(st: Static, hyper: Hyper) -> optax.GradientTransformation:
+  """The optax chain of a run: [decay] → [L1 sign] → sgd → [L1 proximal]."""
+  mask = None if st.decay_biases else _optim.kernels_only
+  parts = []
+  if st.decay:
+    parts.append(optax.add_decayed_weights(hyper.weight_decay, mask))
+  if st.l1_rule == "sign":
+    parts.append(_optim.l1_sign(hyper.l1, mask=mask))
+  parts.append(optax.sgd(hyper.learning_rate))
+  if st.l1_rule == "proximal":
+    parts.append(_optim.l1_proximal(hyper.l1, hyper.learning_rate, mask=mask))
+  return optax.chain(*parts)
+
+
+def init_state(st: Static, hyper: Hyper, params) -> TrainState:
+  opt_state = make_tx(st, hyper).init(params)
+  dtype = jax.tree.leaves(params)[0].dtype
+  return TrainState(params, tuple(jax.tree.leaves(opt_state)), jnp.asarray(0, jnp.int32), params,
+                    jnp.asarray(jnp.inf, dtype), jnp.asarray(-1, jnp.int32),
+                    jnp.asarray(0, jnp.int32))
+
+
+# ------------------------------------------------------------- the epoch
+def _tree_where(c, a, b):
+  return jax.tree.map(lambda u, v: jnp.where(c, u, v), a, b)
+
+
+def _all_finite(tree) -> Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(tree)]))
+
+
+def eval_masks(model: MLP, st: Static, hyper: Hyper):
+  """Prediction-time dropout: ``None`` (inverted) or the constants ``p`` (scale_at_test)."""
+  if st.dropout_mode != "scale_at_test" or not any(st.dropout):
+    return None
+  return [jnp.full((n_in,), hyper.keep_prob[l]) if on else None
+          for l, (on, n_in) in enumerate(zip(st.dropout, model.sizes[:-1]))]
+
+
+def _accuracy(task, y, t):
+  if task == "softmax":
+    return jnp.mean(jnp.argmax(y, -1) == jnp.argmax(t, -1))
+  return jnp.mean((y > 0.5) == (t > 0.5))
+
+
+def evaluate(model: MLP, st: Static, hyper: Hyper, params, x, t):
+  """``(loss, accuracy or None)`` on a whole data set, in prediction mode."""
+  masks = eval_masks(model, st, hyper)
+  loss = model.loss(params, x, t, dropout_masks=masks)
+  acc = None
+  if st.task is not None:
+    acc = _accuracy(st.task, model.apply(params, x, dropout_masks=masks), t).astype(loss.dtype)
+  return loss, acc
+
+
+def _step_fn(model: MLP, st: Static, hyper: Hyper, tx, x, t):
+  B = st.batch_size
+  per_step_rng = st.noise or st.augment is not None or any(st.dropout)
+
+  def step(carry, inp):
+    params, opt_state = carry
+    idx, key = inp if per_step_rng else (inp, None)
+    xb = jnp.take(x, idx, axis=0)
+    tb = jnp.take(t, idx, axis=0)
+    masks = None
+    if per_step_rng:
+      k_aug, k_noise, k_drop = jax.random.split(key, 3)
+      if st.augment is not None:
+        xa = st.augment(k_aug, xb)
+        if jnp.shape(xa) != xb.shape:
+          raise ValueError(f"TrainConfig: `augment` must keep the batch shape {xb.shape}, "
+                           f"returned {jnp.shape(xa)}.")
+        xb = jnp.asarray(xa, xb.dtype)
+      if st.noise:
+        xb = xb + hyper.noise_std * jax.random.normal(k_noise, xb.shape, xb.dtype)
+      if any(st.dropout):
+        masks = []
+        for l, (on, n_in) in enumerate(zip(st.dropout, model.sizes[:-1])):
+          if not on:
+            masks.append(None)
+            continue
+          p = hyper.keep_prob[l]
+          keep = jax.random.bernoulli(jax.random.fold_in(k_drop, l), p, (B, n_in)).astype(xb.dtype)
+          masks.append(keep / p if st.dropout_mode == "inverted" else keep)
+    loss, grads = model.loss_and_backprop(params, xb, tb, dropout_masks=masks)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), loss
+
+  return step, per_step_rng
+
+
+def epoch_fn(model: MLP, st: Static, hyper: Hyper, state: TrainState, base_key, x, t, xv, tv):
+  """One epoch (pure): returns ``(new_state, metrics)``; ``metrics["finite"]`` is a bool."""
+  n = x.shape[0]
+  B, nb = st.batch_size, st.n_batches
+  key = jax.random.fold_in(base_key, state.epoch)
+  k_perm, k_steps = jax.random.split(key)
+  perm = jax.random.permutation(k_perm, n)[:nb * B].reshape(nb, B)
+  tx = make_tx(st, hyper)
+  treedef = jax.tree.structure(jax.eval_shape(tx.init, state.params))
+  opt_state = jax.tree.unflatten(treedef, state.opt_state)
+  step, per_step_rng = _step_fn(model, st, hyper, tx, x, t)
+  xs = (perm, jax.random.split(k_steps, nb)) if per_step_rng else perm
+  (params, opt_state), losses = jax.lax.scan(step, (state.params, opt_state), xs)
+
+  finite = jnp.all(jnp.isfinite(losses)) & _all_finite(params)
+  metrics = {"train_loss": jnp.mean(losses)}
+  if st.has_val:
+    metrics["val_loss"], val_acc = evaluate(model, st, hyper, params, xv, tv)
+  if st.task is not None:
+    metrics["train_acc"] = evaluate(model, st, hyper, params, x, t)[1]
+    if st.has_val:
+      metrics["val_acc"] = val_acc
+  metrics["finite"] = finite
+  # Keep the last finite parameters: a diverged epoch leaves the state as it was.
+  params = _tree_where(finite, params, state.params)
+  opt_leaves = tuple(_tree_where(finite, tuple(jax.tree.leaves(opt_state)), state.opt_state))
+  best = (state.best_params, state.best_val_loss, state.best_epoch, state.bad_epochs)
+  if st.track_best:
+    improved = finite & (metrics["val_loss"] < state.best_val_loss)
+    best = (_tree_where(improved, params, state.best_params),
+            jnp.where(improved, metrics["val_loss"], state.best_val_loss),
+            jnp.where(improved, state.epoch, state.best_epoch),
+            jnp.where(improved, 0, state.bad_epochs + 1).astype(jnp.int32))
+  return TrainState(params, opt_leaves, state.epoch + 1, *best), metrics
+
+
+def _epoch_traced(model, st, hyper, state, base_key, x, t, xv, tv):
+  TRACES["train_epoch"] += 1
+  return epoch_fn(model, st, hyper, state, base_key, x, t, xv, tv)
+
+
+_epoch_jit = jax.jit(_epoch_traced, static_argnums=(0, 1))
+
+
+# ------------------------------------------------------------ validation
+def check_data(model: MLP, data, argname: str, dtype) -> tuple[Array, Array]:
+  """``(x, t)`` checked where it enters: a pair, shapes, real dtypes, all finite.
+
+  The core (:class:`jaxreg.MLP`) deliberately does not check finiteness (it
+  runs under ``jit``); the trainer checks once, on the host, before training.
+  Returns both as ``dtype`` arrays.
+  """
+  if not isinstance(data, (tuple, list)) or len(data) != 2:
+    raise TypeError(f"`{argname}` must be a pair (x, t) of arrays, got {type(data).__name__}"
+                    + (f" of length {len(data)}" if isinstance(data, (tuple, list)) else "") + ".")
+  out = []
+  for name, v in zip(("x", "t"), data):
+    a = np.asarray(v)
+    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)
+            or a.dtype == np.bool_):
+      raise TypeError(f"`{argname}` {name} must be a real (float, int or bool) array, "
+                      f"got dtype {a.dtype}.")
+    out.append(a)
+  x, t = out
+  n_in, n_out = model.sizes[0], model.sizes[-1]
+  if x.ndim != 2 or x.shape[1] != n_in:
+    raise ValueError(f"`{argname}` x must have shape (n, {n_in}) for the MLP with sizes "
+                     f"{model.sizes}, got {x.shape}.")
+  if t.shape != (x.shape[0], n_out):
+    hint = ""
+    if t.shape == (x.shape[0],) and n_out > 1:
+      hint = f" Integer labels must be one-hot encoded: jax.nn.one_hot(t, {n_out})."
+    elif t.shape == (x.shape[0],):
+      hint = " Add the output axis: t[:, None]."
+    raise ValueError(f"`{argname}` t must have shape ({x.shape[0]}, {n_out}) (one row per row "
+                     f"of x, like the output), got {t.shape}.{hint}")
+  if x.shape[0] == 0:
+    raise ValueError(f"`{argname}` is empty (0 samples).")
+  for name, a in (("x", x), ("t", t)):
+    bad = ~np.isfinite(a) if np.issubdtype(a.dtype, np.floating) else None
+    if bad is not None and bad.any():
+      rows = np.unique(np.nonzero(bad)[0])
+      raise ValueError(
+          f"`{argname}` {name} has {int(bad.sum())} non-finite values (NaN or inf) in "
+          f"{rows.size} rows, first rows {rows[:5].tolist()}; clean or drop them first.")
+  return jnp.asarray(x, dtype), jnp.asarray(t, dtype)
+
+
+def check_model_config(fname: str, model, config) -> None:
+  if not isinstance(model, MLP):
+    raise TypeError(f"{fname}: `model` must be a jaxreg.MLP, got {type(model).__name__}.")
+  if not isinstance(config, TrainConfig):
+    raise TypeError(f"{fname}: `config` must be a jaxreg.TrainConfig, got {type(config).__name__}.")
+
+
+def params_dtype(params, argname="params"):
+  dtypes = {jnp.result_type(v) for v in jax.tree.leaves(params)}
+  if len(dtypes) != 1 or not jnp.issubdtype(next(iter(dtypes)), jnp.floating):
+    raise TypeError(f"`{argname}` must hold float arrays of one dtype, got {sorted(map(str, dtypes))}.")
+  return next(iter(dtypes))
+
+
+def _to_host(tree):
+  return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+# ------------------------------------------------------------------ train
+def train(model: MLP, params: Params | None, train_data, config: TrainConfig, *,
+          val_data=None, callbacks: Sequence[Callable] = (), resume_from=None,
+          progress: bool | None = None):
+  """Trains ``model`` by minibatch SGD with ``config``'s regularizers; jitted, one scan per epoch.
+
+  The update is ``optax.chain(add_decayed_weights, l1_sign, sgd, l1_proximal)``
+  (each link only when switched on; see :mod:`jaxreg.optim`) applied to the
+  closed-form gradient of ``model.loss`` (data loss + the model's penalties,
+  batch-averaged).
+
+  Args:
+    model: a :class:`jaxreg.MLP`.
+    params: initial parameters (e.g. ``model.init(key)``); their dtype is the
+      training dtype (data are cast to it). ``None`` when ``resume_from`` is given.
+    train_data: ``(x, t)`` with ``x`` of shape ``(n, sizes[0])`` and ``t`` of
+      shape ``(n, sizes[-1])``, finite. ``n ≥ batch_size``; each epoch uses
+      ``n // batch_size`` full batches of a fresh shuffle (the rest is skipped).
+    config: a :class:`jaxreg.TrainConfig`.
+    val_data: optional ``(x, t)`` evaluated after every epoch in prediction
+      mode (no noise; dropout as ``config.dropout_mode`` predicts). Required
+      for early stopping.
+    callbacks: functions ``callback(state, history) -> bool | None`` called
+      after every epoch with the :class:`TrainState` and the history so far
+      (lists of floats); returning ``True`` stops training. See
+      :class:`jaxreg.MetricsLog` and :class:`jaxreg.SaveCheckpoint`.
+    resume_from: a checkpoint path or :class:`jaxreg.Checkpoint` (from
+      :func:`jaxreg.load`) written by :class:`jaxreg.SaveCheckpoint`: training
+      continues after its last epoch, and with the same data and config ends
+      bit-identical to an uninterrupted run.
+    progress: show a progress bar on stderr; default: only when stderr is
+      a terminal and the ``CI`` environment variable is unset.
+
+  Returns:
+    ``(params, history)``. ``params`` are the final parameters, or with
+    ``config.patience`` the best epoch's. ``history`` maps ``"train_loss"``
+    (mean of the epoch's minibatch losses, as trained: with dropout and
+    noise), ``"val_loss"`` (when ``val_data``), and for classification
+    (softmax or binary cross-entropy loss) ``"train_acc"`` (whole training set,
+    prediction mode, after the epoch) and ``"val_acc"`` to NumPy arrays with
+    one entry per epoch run, plus ``"best_epoch"`` (0-based, a scalar; ``-1``
+    without early stopping). Losses include the model's penalties but not the
+    optimizer's weight decay or L1.
+
+  Raises:
+    TrainingDiverged: a training loss or parameter became non-finite; it
+      carries the last finite ``params``, the ``state`` and the ``history``.
+    ValueError, TypeError: bad arguments or data, naming the argument.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp, jaxreg
+    >>> net = jaxreg.MLP((2, 8, 1), "tanh")
+    >>> x = jax.random.normal(jax.random.key(1), (64, 2))
+    >>> t = jnp.sin(x[:, :1])
+    >>> cfg = jaxreg.TrainConfig(learning_rate=0.1, batch_size=16, epochs=5, weight_decay=1e-4)
+    >>> params, hist = jaxreg.train(net, net.init(jax.random.key(0)), (x, t), cfg)
+    >>> hist["train_loss"].shape
+    (5,)
+  """
+  from jaxreg import _checkpoint, _progress  # pylint: disable=import-outside-toplevel
+  check_model_config("train", model, config)
+  history: dict[str, list] = {}
+  if resume_from is not None:
+    ckpt = resume_from if isinstance(resume_from, _checkpoint.Checkpoint) else _checkpoint.load(resume_from)
+    if ckpt.state is None:
+      raise ValueError("train: `resume_from` holds parameters only, no training state; "
+                       "write it with jaxreg.SaveCheckpoint (or save(..., state=...)).")
+    if params is not None:
+      raise ValueError("train: pass `params=None` with `resume_from` (the checkpoint holds them).")
+    params = ckpt.state.params
+    history = {k: list(np.asarray(v).tolist()) for k, v in ckpt.history.items() if k != "best_epoch"}
+  model.check_params(params)
+  dtype = params_dtype(params)
+  x, t = check_data(model, train_data, "train_data", dtype)
+  if x.shape[0] < config.batch_size:
+    raise ValueError(f"train: `train_data` has {x.shape[0]} samples, fewer than one batch "
+                     f"(config.batch_size = {config.batch_size}).")
+  has_val = val_data is not None
+  if config.patience is not None and not has_val:
+    raise ValueError("train: early stopping (`config.patience`) needs `val_data`.")
+  xv, tv = check_data(model, val_data, "val_data", dtype) if has_val else (x[:1], t[:1])
+  for i, cb in enumerate(callbacks):
+    if not callable(cb):
+      raise TypeError(f"train: `callbacks[{i}]` must be callable, got {type(cb).__name__}.")
+  st = make_static(model, config, x.shape[0], has_val)
+  hyper = make_hyper(model, config, dtype)
+  if resume_from is not None:
+    state = jax.tree.map(jnp.asarray, ckpt.state)
+    template = init_state(st, hyper, params)
+    if jax.tree.structure(state) != jax.tree.structure(template):
+      raise ValueError("train: the checkpoint's state does not match this model and config "
+                       f"(state {jax.tree.structure(state)}, expected {jax.tree.structure(template)}).")
+  else:
+    state = init_state(st, hyper, params)
+  base_key = jax.random.key(config.seed)
+  start = int(state.epoch)
+  bar = _progress.ProgressBar(config.epochs, enabled=progress, initial=start)
+  try:
+    for e in range(start, config.epochs):
+      new_state, metrics = _epoch_jit(model, st, hyper, state, base_key, x, t, xv, tv)
+      metrics = jax.device_get(metrics)
+      finite = bool(metrics.pop("finite"))
+      for k, v in metrics.items():
+        history.setdefault(k, []).append(float(v))
+      if not finite:
+        hist = _finish_history(history, state, st)
+        raise TrainingDiverged(
+            f"train: the training loss became non-finite in epoch {e + 1} of {config.epochs} "
+            f"(train_loss = {metrics['train_loss']}); the error's `.params` are the last finite "
+            f"parameters (end of epoch {e}). Try a smaller learning_rate (now "
+            f"{config.learning_rate}).", epoch=e + 1, params=state.params, state=state,
+            history=hist)
+      state = new_state
+      bar.update(e + 1, metrics)
+      stop = any([bool(cb(state, history)) for cb in callbacks])
+      if st.track_best and int(state.bad_epochs) >= config.patience:
+        stop = True
+      if stop:
+        break
+  finally:
+    bar.close()
+  out = state.best_params if st.track_best and int(state.best_epoch) >= 0 else state.params
+  return out, _finish_history(history, state, st)
+
+
+def _finish_history(history, state, st):
+  h = {k: np.asarray(v) for k, v in history.items()}
+  h["best_epoch"] = np.asarray(int(state.best_epoch) if st.track_best else -1)
+  return h
