@@ -1,0 +1,521 @@
+"""`check`: a hand derivation, step by step, against ``jax.grad`` of the loss.
+
+How it judges (see also :mod:`jaxreg._diagnose` for the comparison):
+
+1. **Reference.** ``jax.grad`` of ``loss`` w.r.t. ``params`` and w.r.t. a zero
+   perturbation added at every :func:`jaxreg.tap`, in one jitted call, cached
+   per (loss, argument structure and shapes).
+2. **Derivation.** ``derivation(params, *args, **kwargs)`` is run (jitted
+   when it can be traced, else eagerly); if it raises, the report says so.
+   It returns either a pytree shaped like ``params`` or a dict whose keys
+   are tap names and/or ``"params"``. A dict is read as steps when its keys
+   include ``"params"`` or a tap name, unless ``params`` is itself a dict with
+   exactly those keys.
+3. **Rows**, in backprop order: taps from the output towards the input
+   (reverse of the order the loss taps them), then parameter leaves by
+   pytree path. Verdicts: ``ok``; ``wrong``; ``kink`` (every mismatching
+   element is at a non-differentiable point and the user's value lies
+   between the one-sided derivatives there); ``missing`` (a parameter leaf
+   the derivation lacks, a name the loss never taps, ``None``); ``shape``
+   (wrong shape, or not a floating-point array).
+4. **Kinks.** The largest mismatches (at most ``max_probes`` per row,
+   ``max_probes_total`` per check) are probed with one-sided differences of
+   the loss at ``±h`` and ``±2h`` along that one element (a parameter entry
+   or a tap perturbation). A kink has a jump between the one-sided
+   derivatives far above their O(h) error; a valid subgradient lies between
+   them. Only suspicious elements are probed, so a correct derivation costs
+   nothing extra.
+5. **Referee.** ``referee`` random unit directions ``v`` in parameter space:
+   central differences of the loss at steps ``h`` and ``2h`` against
+   ``⟨jax.grad, v⟩``, judged relative to ``max(|⟨∇L, v⟩|, ‖∇L‖₂/√P)`` with
+   the Richardson estimate of the difference error as slack. It catches a
+   reference that is itself wrong (a bad ``custom_vjp``, a misplaced
+   ``stop_gradient``). Its cost does not grow with the number of parameters
+   beyond ``4·referee`` loss evaluations.
+6. **Diagnosis** of wrong rows: constant ratio (sign, ×m, ×2, ×½), transpose,
+   an extra/missing L2 or L1 term on a parameter, mismatches confined to
+   where a tapped value of the same shape is negative/positive (an
+   activation-derivative slip), and always the worst element with both values.
+
+Tolerances: see :func:`jaxreg._diagnose.default_tolerances` (float64
+``rtol=1e-10``, float32 ``1e-4``; ``atol=0``; relative to
+``max(|reference_i|, floor·max|reference|)``). A user array of another float
+dtype is compared at the looser of the two dtypes' tolerances (noted in the row).
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from collections.abc import Mapping
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxreg import _check_ref
+from jaxreg import _diagnose
+from jaxreg._report import BAD, Referee, Report, Row
+
+Array = jax.Array
+
+
+def _describe_exc(e: BaseException, what: str) -> str:
+  tb = traceback.extract_tb(e.__traceback__)
+  where = ""
+  for fr in reversed(tb):
+    if "/jax/" not in fr.filename and "/jaxreg/_" not in fr.filename:
+      where = f" (at {fr.filename}:{fr.lineno}, in {fr.name})"
+      break
+  msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+  return f"{what} raised {type(e).__name__}: {msg}{where}"
+
+
+def _leaf_paths(tree) -> list[tuple[str, Any]]:
+  flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+  return [("params" + jax.tree_util.keystr(p), x) for p, x in flat]
+
+
+def _tol(dtype, rtol, atol):
+  r0, a0, floor = _diagnose.default_tolerances(dtype)
+  return (r0 if rtol is None else float(rtol), a0 if atol is None else float(atol), floor)
+
+
+def _run_derivation(derivation, params, split: _check_ref.Split, use_jit: bool):
+  """``(result, None)`` or ``(None, error text)``."""
+  if use_jit:
+    def build():
+      def run(p, dyn):
+        args, kwargs = split.rebuild(dyn)
+        return derivation(p, *args, **kwargs)
+      return jax.jit(run)
+    key = None
+    if split.hashable:
+      key = ("derivation", derivation, _check_ref.tree_spec(params), split.key())
+    try:
+      return build_and_call(key, build, params, split.dyn), None
+    except Exception:  # pylint: disable=broad-except
+      pass  # not traceable (or raises): run eagerly to see what it really does
+  try:
+    args, kwargs = split.rebuild(split.dyn)
+    return derivation(params, *args, **kwargs), None
+  except Exception as e:  # pylint: disable=broad-except
+    return None, _describe_exc(e, "the derivation")
+
+
+def build_and_call(key, build, *a):
+  fn = _check_ref.cached(key, build)
+  return fn(*a)
+
+
+def _as_array(x):
+  if x is None:
+    return None, "is None"
+  if isinstance(x, (jax.Array, np.ndarray, np.generic, float, int)) and not isinstance(x, bool):
+    a = jnp.asarray(x)
+    if not jnp.issubdtype(a.dtype, jnp.floating):
+      return None, f"has dtype {a.dtype}, expected a floating-point array"
+    return a, None
+  return None, f"is a {type(x).__name__}, expected an array"
+
+
+def check(derivation: Callable, loss: Callable, params: Any, *args,
+          rtol: float | None = None, atol: float | None = None,
+          referee: int = 2, max_probes: int = 16, max_probes_total: int = 64,
+          jit: bool = True, seed: int = 0, **kwargs) -> Report:
+  """Checks a hand derivation of ``∂loss/∂params`` (and its steps) against autodiff.
+
+  Args:
+    derivation: ``derivation(params, *args, **kwargs)`` returning either a
+      pytree shaped like ``params`` (the gradient), or a dict of steps whose
+      keys are tap names (``∂L/∂(tapped quantity)``) and/or ``"params"``.
+    loss: ``loss(params, *args, **kwargs)`` returning a scalar; may mark
+      intermediate quantities with :func:`jaxreg.tap`.
+    params: a pytree of floating-point arrays.
+    *args: further arguments of both functions (data, targets, …).
+    rtol: relative tolerance; default by dtype (float64 ``1e-10``, float32 ``1e-4``).
+    atol: absolute tolerance; default 0.
+    referee: number of random directions for the finite-difference referee
+      of the reference gradient (0 to skip).
+    max_probes: most elements of one row probed for kinks.
+    max_probes_total: most elements probed for kinks in one check.
+    jit: jit and cache the reference (and the derivation when traceable).
+      Turn off for functions that read mutable globals.
+    seed: seed of the referee's random directions.
+    **kwargs: keyword arguments of both functions.
+
+  Returns:
+    A :class:`jaxreg.Report`. Problems with the derivation (it raises, returns
+    NaN, the wrong structure, shape or dtype) are rows or ``report.error``,
+    never an exception. Problems with ``loss`` or ``params`` raise ``ValueError``
+    or ``TypeError`` naming the argument.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> import jaxreg
+    >>> def loss(p, x, t):
+    ...   z = jaxreg.tap("z", x * p["w"])
+    ...   y = jaxreg.tap("y", jnp.maximum(z, 0.0))
+    ...   return 0.5 * jnp.sum((y - t) ** 2)
+    >>> def steps(p, x, t):      # S3.1, with Step(0) = 1
+    ...   z = x * p["w"]; y = jnp.maximum(z, 0.0)
+    ...   dy = y - t
+    ...   dz = dy * (z >= 0)
+    ...   return {"y": dy, "z": dz, "params": {"w": jnp.sum(dz * x)}}
+    >>> x, t = jnp.array([1.0, -2.0, 0.5]), jnp.array([0.3, 0.1, -0.2])
+    >>> jaxreg.check(steps, loss, {"w": jnp.array(0.7)}, x, t).ok
+    True
+  """
+  if not callable(derivation):
+    raise TypeError(f"check: `derivation` must be callable, got {type(derivation).__name__}.")
+  if not callable(loss):
+    raise TypeError(f"check: `loss` must be callable, got {type(loss).__name__}.")
+  p_paths = _leaf_paths(params)
+  if not p_paths:
+    raise ValueError("check: `params` has no array leaves; nothing to differentiate.")
+  for name, x in p_paths:
+    if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
+      raise TypeError(f"check: `params` leaf {name} must be a floating-point array, "
+                      f"got dtype {jnp.result_type(x)}.")
+  params = jax.tree_util.tree_map(jnp.asarray, params)
+  split = _check_ref.Split(args, kwargs)
+  ref_dtype = jnp.result_type(*[x for _, x in p_paths])
+  rtol_, atol_, floor_ = _tol(ref_dtype, rtol, atol)
+  n_dirs = int(referee)
+
+  # 1. Reference.
+  key = None
+  if split.hashable:
+    key = ("reference", loss, _check_ref.tree_spec(params), split.key(), n_dirs)
+  rkey = jax.random.key(seed)
+  try:
+    ref_fn, holder = _check_ref.cached(key, lambda: _check_ref.make_reference(loss, split, n_dirs, False))
+    ref = ref_fn(params, split.dyn, rkey)
+    eager = False
+  except _check_ref.TRACE_ERRORS:
+    ref_fn, holder = _check_ref.make_reference(loss, split, n_dirs, True)
+    ref = ref_fn(params, split.dyn, rkey)
+    eager = True
+  order, specs = list(holder.order), dict(holder.specs)
+
+  # 2. Derivation.
+  result, err = _run_derivation(derivation, params, split, jit and not eager)
+  report = Report(rows=[], rtol=rtol_, atol=atol_, dtype=str(jnp.dtype(ref_dtype)))
+  report.referee = _judge_referee(ref.get("referee"), ref_dtype) if n_dirs > 0 else None
+  if err is not None:
+    report.error = err
+    report.summary = "The derivation could not be run, so nothing was checked: " + err + "."
+    return report
+
+  # 3. Pair user quantities with reference ones.
+  steps_mode = isinstance(result, Mapping) and (
+      ("params" in result or any(k in specs for k in result))
+      and not (isinstance(params, Mapping) and set(result) == set(params)))
+  pairs = []   # (row, user array, ref array, extra)
+  rows: list[Row] = []
+  if steps_mode:
+    given = dict(result)
+    for name in reversed(order):
+      if name in given:
+        rows.append(Row(name, "tap", f"∂L/∂{name}", tuple(specs[name].shape), "ok"))
+        pairs.append((rows[-1], given[name], ref["g_taps"][name], {"tap": name}))
+      else:
+        report.unchecked.append(name)
+    for k in given:
+      if k != "params" and k not in specs:
+        known = ", ".join(reversed(order)) or "none"
+        rows.append(Row(str(k), "tap", f"∂L/∂{k}", None, "missing",
+                        note=f"the loss never taps {k!r} (its taps: {known}); "
+                        "add jaxreg.tap(name, value) in the loss or fix the name"))
+    user_params = given.get("params", _NOT_GIVEN)
+  else:
+    user_params = result
+    report.unchecked.extend(reversed(order))
+  if user_params is not _NOT_GIVEN:
+    u_flat = dict(_leaf_paths(user_params)) if user_params is not None else {}
+    ref_leaves = jax.tree_util.tree_leaves(ref["g_params"])
+    for (pname, pval), r in zip(p_paths, ref_leaves):
+      row = Row(pname, "param", f"∂L/∂{pname}", tuple(np.shape(pval)), "ok")
+      rows.append(row)
+      if pname not in u_flat:
+        row.verdict = "missing"
+        row.note = "the derivation's parameter gradient has no leaf here"
+        continue
+      pairs.append((row, u_flat.pop(pname), r, {"theta": pval}))
+    if u_flat:
+      report.notes.append("the derivation's parameter gradient has leaves that params lacks "
+                          f"(ignored): {', '.join(sorted(u_flat))}")
+  elif steps_mode:
+    report.notes.append('the derivation gives no "params" entry: parameter gradients not checked')
+
+  # 4. Validate and compare in one jitted pass.
+  comp = []
+  for row, u, r, extra in pairs:
+    row.size = int(np.size(r))
+    a, why = _as_array(u)
+    if a is None:
+      row.verdict = "missing" if u is None else "shape"
+      row.note = f"yours {why}"
+      continue
+    if tuple(a.shape) != tuple(r.shape):
+      row.verdict = "shape"
+      row.note = f"yours has shape {tuple(a.shape)}, expected {tuple(r.shape)}"
+      if a.ndim == 2 and tuple(a.shape[::-1]) == tuple(r.shape):
+        tr = _judge_transpose(a, r, rtol_, atol_, floor_)
+        row.diagnosis = ("yours is the transpose of the reference" + (
+            ": a transposed or swapped matrix" if tr else " in shape (values differ too)"))
+      continue
+    rt, at, fl = rtol_, atol_, floor_
+    if a.dtype != r.dtype:
+      r2, a2, f2 = _diagnose.default_tolerances(a.dtype)
+      if r2 > rt:
+        rt, fl = (r2 if rtol is None else rt), max(fl, f2)
+      row.note = f"yours is {a.dtype}, the reference {r.dtype} (compared at rtol={rt:g})"
+    comp.append((row, a, r, rt, at, fl, extra))
+  if comp:
+    k = max(1, int(max_probes))
+    stats = jax.device_get(_diagnose.compare(
+        [c[1] for c in comp], [c[2] for c in comp],
+        [np.asarray(c[3], np.float64) for c in comp], [np.asarray(c[4], np.float64) for c in comp],
+        [np.asarray(c[5], np.float64) for c in comp], k))
+    for (row, a, r, rt, at, fl, extra), st in zip(comp, stats):
+      e_max, rel_max, n_mis, worst, u_w, r_w, top_idx, top_ok = st
+      row.max_abs_err, row.max_rel_err = float(e_max), float(rel_max)
+      row.n_mismatch = int(n_mis)
+      if row.n_mismatch:
+        row.verdict = "wrong"
+        row.worst_index = tuple(int(i) for i in np.unravel_index(int(worst), r.shape))
+        row.worst_user, row.worst_ref = float(u_w), float(r_w)
+        extra["candidates"] = [int(i) for i, ok in zip(top_idx, top_ok) if ok]
+
+    # 5. Kinks.
+    _probe_kinks(comp, loss, params, split, ref, specs, p_paths, eager, ref_dtype,
+                 max_probes_total)
+
+    # 6. Diagnosis of rows still wrong.
+    batch_sizes = sorted({int(np.shape(x)[0]) for x in split.dyn if np.ndim(x) >= 1})
+    for row, a, r, rt, at, fl, extra in comp:
+      if row.verdict != "wrong":
+        continue
+      pats = []
+      if "tap" in extra:
+        own = extra["tap"]
+        cand = [own] + [n for n in order if n != own]
+        pats = [(n, ref["tapped"][n]) for n in cand
+                if n in ref["tapped"] and tuple(np.shape(ref["tapped"][n])) == tuple(r.shape)]
+      try:
+        row.diagnosis = _diagnose.diagnose(
+            a, r, rt, at, fl, patterns=pats, theta=extra.get("theta"),
+            theta_name=row.name, batch_sizes=batch_sizes)
+      except Exception as e:  # pylint: disable=broad-except
+        row.note = (row.note + "; " if row.note else "") + f"diagnosis failed: {e}"
+      if not bool(jnp.all(jnp.isfinite(a))):
+        row.note = (row.note + "; " if row.note else "") + "yours contains NaN or inf"
+  for row, u, r, _ in pairs:
+    if row.verdict == "ok" and not bool(jnp.all(jnp.isfinite(r))):
+      row.note = "the reference itself is not finite here"
+  report.rows = rows
+  report.summary = _localise(rows, report)
+  return report
+
+
+class _NotGiven:
+  def __repr__(self):
+    return "<not given>"
+
+
+_NOT_GIVEN = _NotGiven()
+
+
+def _judge_transpose(a, r, rtol, atol, floor) -> bool:
+  st = jax.device_get(_diagnose.compare([a.T], [r], [np.float64(rtol)], [np.float64(atol)],
+                                        [np.float64(floor)], 1))[0]
+  return int(st[2]) == 0
+
+
+def _probe_kinks(comp, loss, params, split, ref, specs, p_paths, eager, dtype, cap_total):
+  """Reclassifies wrong rows whose mismatches are all at kinks (valid subgradients)."""
+  todo = [(row, a, r, rt, at, fl, extra) for row, a, r, rt, at, fl, extra in comp
+          if row.verdict == "wrong" and extra.get("candidates")]
+  if not todo:
+    return
+  tap_names = list(specs)
+  p_index = {name: i for i, (name, _) in enumerate(p_paths)}
+  which, idx, hs, owners = [], [], [], []
+  eps_rel = float(jnp.finfo(dtype).eps)
+  delta = 1e-6 if dtype == jnp.float64 else 3e-3
+  for row, a, r, rt, at, fl, extra in todo:
+    if "tap" in extra:
+      q = len(p_paths) + tap_names.index(extra["tap"])
+      base_vals = np.asarray(ref["tapped"][extra["tap"]]).ravel()
+    else:
+      q = p_index[row.name]
+      base_vals = np.asarray(extra["theta"]).ravel()
+    scale = float(np.mean(np.abs(base_vals))) if base_vals.size else 1.0
+    for i in extra["candidates"]:
+      if len(which) >= cap_total:
+        break
+      which.append(q)
+      idx.append(i)
+      hs.append(delta * max(abs(float(base_vals[i])), scale, 1e-3))
+      owners.append(row.name)
+  if not which:
+    return
+  n = len(which)
+  padded = 8
+  while padded < n:
+    padded *= 2
+  pad = padded - n
+  which_a = np.array(which + [which[0]] * pad, np.int32)
+  idx_a = np.array(idx + [idx[0]] * pad, np.int32)
+  h_a = np.array(hs + [hs[0]] * pad, np.float64)
+  p_specs = [(tuple(np.shape(x)), str(jnp.result_type(x))) for _, x in p_paths]
+  t_specs = [(name, specs[name]) for name in tap_names]
+  key = None
+  if split.hashable:
+    key = ("probe", loss, _check_ref.tree_spec(params), split.key(), tuple(
+        (nm, tuple(s.shape), str(s.dtype)) for nm, s in t_specs))
+  try:
+    probe = _check_ref.cached(key, lambda: _check_ref.make_probe(loss, split, p_specs, t_specs, eager))
+    base, vals = jax.device_get(probe(params, split.dyn, which_a, idx_a, h_a.astype(dtype)))
+  except Exception as e:  # pylint: disable=broad-except
+    for row, *_ in todo:
+      row.note = (row.note + "; " if row.note else "") + f"kink probe failed: {e}"
+    return
+  fwd, bwd, margin = _check_ref.one_sided(np.float64(base), np.asarray(vals, np.float64)[:n],
+                                          h_a[:n], eps_rel)
+  by_row: dict[str, list[bool]] = {}
+  for k in range(n):
+    by_row.setdefault(owners[k], []).append(k)
+  for row, a, r, rt, at, fl, extra in todo:
+    ks = by_row.get(row.name, [])
+    if not ks:
+      row.note = (row.note + "; " if row.note else "") + "not probed for kinks (probe cap reached)"
+      continue
+    a_flat, r_flat = np.asarray(a).ravel(), np.asarray(r).ravel()
+    r_scale = float(np.max(np.abs(r_flat))) if r_flat.size else 0.0
+    all_kink = True
+    for k in ks:
+      i = idx[k]
+      u_i, r_i = float(a_flat[i]), float(r_flat[i])
+      tol = at + rt * max(abs(r_i), fl * r_scale)
+      lo, hi = min(fwd[k], bwd[k]), max(fwd[k], bwd[k])
+      jump = hi - lo
+      m = margin[k] + tol
+      if not (jump > 4 * m and lo - m <= u_i <= hi + m):
+        all_kink = False
+        break
+    if all_kink:
+      row.verdict = "kink"
+      row.n_kink = row.n_mismatch
+      if len(ks) < row.n_mismatch:
+        row.note = (row.note + "; " if row.note else "") + (
+            f"{len(ks)} of the {row.n_mismatch} mismatching elements probed (cap); all are "
+            "kinks where yours is a valid one-sided (sub)gradient")
+      else:
+        row.note = (row.note + "; " if row.note else "") + (
+            f"{row.n_kink} element(s) at kinks: yours lies between the one-sided derivatives "
+            "there (another valid convention), autodiff took another")
+    else:
+      row.note = (row.note + "; " if row.note else "") + (
+          f"not a kink: at element {[int(j) for j in np.unravel_index(idx[k], r.shape)]} the one-sided "
+          f"derivatives are {fwd[k]:.6g} (+) and {bwd[k]:.6g} (−)")
+
+
+def _judge_referee(raw, dtype) -> Referee:
+  if raw is None:
+    return Referee("skipped", 0, None, "no referee requested")
+  raw = jax.device_get(raw)
+  vals = np.asarray(raw["vals"], np.float64)
+  h = float(raw["h"])
+  dots = np.asarray(raw["dot"], np.float64)
+  g_norm = float(raw["g_norm"])
+  size = int(raw["size"])
+  base = float(raw["loss"])
+  eps = float(jnp.finfo(dtype).eps)
+  tol = 1e-6 if dtype == jnp.float64 else 3e-2
+  lp1, lm1, lp2, lm2 = vals[:, 0], vals[:, 1], vals[:, 2], vals[:, 3]
+  c1 = (lp1 - lm1) / (2 * h)
+  c2 = (lp2 - lm2) / (4 * h)
+  fwd, bwd, margin = _check_ref.one_sided(base, vals, h, eps)
+  noise = 8 * eps * (abs(base) + np.abs(lp2) + np.abs(lm2)) / h
+  scale = np.maximum(np.abs(dots), g_norm / math.sqrt(max(size, 1)))
+  scale = np.where(scale > 0, scale, 1.0)
+  rel = np.abs(c1 - dots) / scale
+  slack = (np.abs(c1 - c2) + noise) / scale
+  verdicts = []
+  for j in range(len(dots)):
+    if not (np.isfinite(c1[j]) and np.isfinite(dots[j])):
+      verdicts.append("wrong")
+    elif rel[j] <= tol + 4 * slack[j]:
+      verdicts.append("ok")
+    else:
+      lo, hi = min(fwd[j], bwd[j]), max(fwd[j], bwd[j])
+      m = margin[j] + tol * scale[j]
+      verdicts.append("kink" if (hi - lo > 4 * m and lo - m <= dots[j] <= hi + m) else "wrong")
+  worst = float(np.max(rel)) if rel.size else None
+  if "wrong" in verdicts:
+    j = verdicts.index("wrong")
+    return Referee("wrong", len(dots), worst,
+                   f"along direction {j} autodiff gives {dots[j]:.6g} but central differences of "
+                   f"the loss give {c1[j]:.6g}: jax.grad of this loss is itself wrong (a custom_vjp "
+                   "or stop_gradient?), so the rows compare against a wrong reference")
+  if "kink" in verdicts:
+    return Referee("kink", len(dots), worst,
+                   "a direction straddles a kink; autodiff lies between the one-sided differences")
+  return Referee("ok", len(dots), worst, "")
+
+
+def _d(name: str) -> str:
+  return f"∂L/∂{name}"
+
+
+def _localise(rows: list[Row], report: Report) -> str:
+  """One plain sentence naming where the derivation first breaks."""
+  bad = [i for i, r in enumerate(rows) if r.verdict in BAD]
+  ref_bad = report.referee is not None and report.referee.verdict == "wrong"
+  prefix = ("Warning: the referee finds jax.grad of your loss disagrees with finite differences, "
+            "so the reference itself is suspect. ") if ref_bad else ""
+  if not bad:
+    if not rows:
+      return prefix + "Nothing was compared."
+    n_k = sum(r.n_kink for r in rows)
+    s = f"All {len(rows)} quantities agree with autodiff"
+    if n_k:
+      s += (f"; {n_k} element(s) differ only at kinks, where yours is a valid subgradient "
+            "(another convention at a non-differentiable point)")
+    return prefix + s + "."
+  i = bad[0]
+  r = rows[i]
+  problem = {"wrong": "is wrong", "shape": "has the wrong shape or type",
+             "missing": "is missing"}[r.verdict]
+  diag = f" ({r.diagnosis})" if r.diagnosis and r.verdict == "wrong" else ""
+  taps_before = [x for x in rows[:i] if x.kind == "tap"]
+  if r.kind == "tap" and r.verdict == "missing" and r.shape is None:
+    return prefix + f"{_d(r.name)} is given but the loss never taps {r.name!r}."
+  if r.kind == "tap":
+    if not taps_before:
+      return prefix + (f"{_d(r.name)} {problem}{diag}: the very first step, the derivative of the "
+                       f"loss with respect to {r.name}, is where the derivation breaks.")
+    agree = _join([_d(x.name) for x in taps_before])
+    verb = "agrees" if len(taps_before) == 1 else "agree"
+    prev = taps_before[-1].name
+    return prefix + (f"{agree} {verb} with autodiff; {_d(r.name)} {problem}{diag}, so the factor "
+                     f"∂{prev}/∂{r.name} between them is where the derivation breaks.")
+  tap_rows = [x for x in rows if x.kind == "tap"]
+  if tap_rows:
+    lead = f"Every tapped quantity ({_join([_d(x.name) for x in tap_rows])}) agrees with autodiff"
+  else:
+    lead = "No intermediate steps were given"
+  others = [x.name for x in rows[i + 1:] if x.verdict in BAD]
+  more = f" (also: {', '.join(others)})" if others else ""
+  return prefix + (f"{lead}; {_d(r.name)} {problem}{diag}{more}, so the last step — from the "
+                   f"quantities upstream to {r.name} (its local derivative, or a penalty term on "
+                   "it) — is where the derivation breaks.")
+
+
+def _join(items: list[str]) -> str:
+  if len(items) <= 1:
+    return "".join(items)
+  return ", ".join(items[:-1]) + " and " + items[-1]

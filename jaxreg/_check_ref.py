@@ -1,0 +1,232 @@
+"""The reference side of a check: ``jax.grad`` of the loss w.r.t. params and taps,
+the referee's directional differences, and one-sided probes at suspicious elements.
+
+Everything here is traced once per (loss, argument structure, shapes) and
+cached, so a repeated check of the same loss costs one compiled call.
+Non-array leaves of ``args``/``kwargs`` (Python numbers, strings, ``None``)
+are treated as static; array leaves are traced.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxreg import _tap
+
+_CACHE_SIZE = 64
+_CACHE: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()
+
+# Errors that mean "this function cannot be traced abstractly": fall back to eager.
+TRACE_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
+                jax.errors.TracerIntegerConversionError, jax.errors.TracerArrayConversionError,
+                jax.errors.NonConcreteBooleanIndexError)
+
+
+def _is_array(x) -> bool:
+  return isinstance(x, (jax.Array, np.ndarray, np.generic))
+
+
+class Split:
+  """``(args, kwargs)`` split into a static part (hashable) and traced arrays."""
+
+  def __init__(self, args: tuple, kwargs: dict):
+    leaves, self.treedef = jax.tree_util.tree_flatten((tuple(args), dict(kwargs)),
+                                                      is_leaf=lambda x: x is None)
+    self.is_dyn = tuple(_is_array(x) for x in leaves)
+    self.static = tuple(None if d else x for x, d in zip(leaves, self.is_dyn))
+    self.dyn = [x for x, d in zip(leaves, self.is_dyn) if d]
+    self.dyn_spec = tuple((tuple(np.shape(x)), str(x.dtype)) for x in self.dyn)
+    try:
+      hash(self.static)
+      self.hashable = True
+    except TypeError:
+      self.hashable = False
+
+  def key(self):
+    return (self.treedef, self.is_dyn, self.static, self.dyn_spec)
+
+  def rebuild(self, dyn) -> tuple[tuple, dict]:
+    it = iter(dyn)
+    leaves = [next(it) if d else s for s, d in zip(self.static, self.is_dyn)]
+    return jax.tree_util.tree_unflatten(self.treedef, leaves)
+
+
+def tree_spec(tree) -> tuple:
+  leaves, treedef = jax.tree_util.tree_flatten(tree)
+  return (treedef, tuple((tuple(np.shape(x)), str(jnp.result_type(x))) for x in leaves))
+
+
+def cached(key, build: Callable[[], Any]):
+  """Returns ``_CACHE[key]``, building it on a miss; ``key=None`` means no caching."""
+  if key is None:
+    return build()
+  try:
+    hit = _CACHE.get(key)
+  except TypeError:  # unhashable after all
+    return build()
+  if hit is not None:
+    _CACHE.move_to_end(key)
+    return hit
+  value = build()
+  _CACHE[key] = value
+  if len(_CACHE) > _CACHE_SIZE:
+    _CACHE.popitem(last=False)
+  return value
+
+
+class Holder:
+  """Trace-time facts about the loss (tap order and specs), filled while tracing."""
+
+  def __init__(self):
+    self.order: list[str] = []
+    self.specs: dict = {}
+    self.out = None
+
+
+def _chunk(n_items: int, size: int) -> int:
+  """A ``lax.map`` batch size keeping about 4e6 perturbed elements in flight."""
+  return max(1, min(n_items, int(4e6 // max(size, 1))))
+
+
+def _float_eps(dtype) -> float:
+  return float(jnp.finfo(dtype).eps)
+
+
+def make_reference(loss: Callable, split: Split, n_dirs: int, eager: bool):
+  """Builds ``ref(params, dyn, key) -> dict`` (jitted unless ``eager``) and its :class:`Holder`."""
+  holder = Holder()
+
+  def call_loss(p, dyn):
+    args, kwargs = split.rebuild(dyn)
+    return loss(p, *args, **kwargs)
+
+  def ref(params, dyn, key):
+    if eager:
+      out, order, specs = _tap._discover_eager(call_loss, params, dyn)
+    else:
+      out, order, specs = _tap._discover(call_loss, params, dyn)
+    holder.order, holder.specs, holder.out = order, specs, out
+    if tuple(out.shape) != () or not jnp.issubdtype(out.dtype, jnp.floating):
+      raise ValueError(
+          f"check: `loss(params, *args)` must return a floating-point scalar, got "
+          f"shape {tuple(out.shape)} dtype {out.dtype}. Reduce it (e.g. jnp.mean) inside the loss.")
+    eps0 = {n: jnp.zeros(s.shape, s.dtype) for n, s in specs.items()}
+
+    def f(p, eps):
+      with _tap._Context("perturb", eps) as ctx:
+        value = call_loss(p, dyn)
+      return value, dict(ctx.values)
+
+    (value, tapped), (g_params, g_taps) = jax.value_and_grad(
+        f, argnums=(0, 1), has_aux=True)(params, eps0)
+    result = {"loss": value, "g_params": g_params, "g_taps": g_taps, "tapped": tapped}
+    if n_dirs > 0:
+      result["referee"] = _referee(call_loss, params, dyn, key, value, g_params, n_dirs, eager)
+    return result
+
+  return (ref if eager else jax.jit(ref)), holder
+
+
+def _referee(call_loss, params, dyn, key, value, g_params, n_dirs, eager):
+  """Loss values at ``θ ± h v``, ``θ ± 2h v`` for ``n_dirs`` random unit directions ``v``."""
+  leaves, treedef = jax.tree_util.tree_flatten(params)
+  g_leaves = jax.tree_util.tree_leaves(g_params)
+  sizes = [int(np.size(x)) for x in leaves]
+  total = sum(sizes)
+  dtype = jnp.result_type(*leaves)
+  flat = jnp.concatenate([jnp.ravel(x).astype(dtype) for x in leaves])
+  g_flat = jnp.concatenate([jnp.ravel(x).astype(dtype) for x in g_leaves])
+  v = jax.random.normal(key, (n_dirs, total), dtype)
+  v = v / jnp.linalg.norm(v, axis=1, keepdims=True)
+  delta = 6e-6 if dtype == jnp.float64 else 3e-3
+  h = delta * jnp.maximum(jnp.linalg.norm(flat), 1e-2 * math.sqrt(total))
+  steps = jnp.array([1.0, -1.0, 2.0, -2.0], dtype)
+
+  def unflatten(vec):
+    out, start = [], 0
+    for x, n in zip(leaves, sizes):
+      out.append(vec[start:start + n].reshape(np.shape(x)).astype(x.dtype))
+      start += n
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+  def one(item):
+    j, s = item
+    return call_loss(unflatten(flat + (s * h) * v[j]), dyn)
+
+  js = jnp.repeat(jnp.arange(n_dirs), 4)
+  ss = jnp.tile(steps, n_dirs)
+  if eager:
+    vals = jnp.stack([one((j, s)) for j, s in zip(list(js), list(ss))])
+  else:
+    vals = jax.lax.map(one, (js, ss), batch_size=_chunk(4 * n_dirs, total))
+  vals = vals.reshape(n_dirs, 4)
+  return {"vals": vals, "h": h, "dot": v @ g_flat, "g_norm": jnp.linalg.norm(g_flat),
+          "size": total, "loss": value}
+
+
+def make_probe(loss: Callable, split: Split, param_specs: list, tap_specs: list, eager: bool):
+  """Builds ``probe(params, dyn, which, idx, h) -> (L0, vals (N, 4))``.
+
+  Candidate ``k`` perturbs element ``idx[k]`` (flat index) of quantity
+  ``which[k]`` (parameter leaves first, then taps in ``tap_specs`` order) by
+  ``±h[k]`` and ``±2h[k]``.
+  """
+  n_params = len(param_specs)
+  tap_names = [n for n, _ in tap_specs]
+
+  def call_loss(p, dyn, eps):
+    args, kwargs = split.rebuild(dyn)
+    with _tap._Context("perturb", eps):
+      return loss(p, *args, **kwargs)
+
+  def probe(params, dyn, which, idx, h):
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    eps0 = {n: jnp.zeros(s.shape, s.dtype) for n, s in tap_specs}
+    base = call_loss(params, dyn, eps0)
+    steps = jnp.array([1.0, -1.0, 2.0, -2.0])
+
+    def one(item):
+      w, i, hh, s = item
+      new_leaves = []
+      for q, x in enumerate(leaves):
+        amt = jnp.where(w == q, s * hh, 0.0).astype(x.dtype)
+        new_leaves.append(x.ravel().at[jnp.clip(i, 0, x.size - 1)].add(amt).reshape(x.shape))
+      eps = {}
+      for t, name in enumerate(tap_names):
+        z = eps0[name]
+        amt = jnp.where(w == n_params + t, s * hh, 0.0).astype(z.dtype)
+        eps[name] = z.ravel().at[jnp.clip(i, 0, z.size - 1)].add(amt).reshape(z.shape)
+      return call_loss(jax.tree_util.tree_unflatten(treedef, new_leaves), dyn, eps)
+
+    n = which.shape[0]
+    items = (jnp.repeat(which, 4), jnp.repeat(idx, 4), jnp.repeat(h, 4), jnp.tile(steps, n))
+    if eager:
+      vals = jnp.stack([one(tuple(a[k] for a in items)) for k in range(4 * n)])
+    else:
+      size = sum(int(np.prod(s)) for s, _ in param_specs) + sum(
+          int(np.prod(s.shape)) for _, s in tap_specs)
+      vals = jax.lax.map(one, items, batch_size=_chunk(4 * n, size))
+    return base, vals.reshape(n, 4)
+
+  return probe if eager else jax.jit(probe)
+
+
+def one_sided(base, vals, h, eps_rel):
+  """One-sided derivatives ``(forward, backward, margin)`` from ``L(θ)``, ``L(θ±h)``, ``L(θ±2h)``.
+
+  Richardson-extrapolated (error O(h²)); ``margin`` bounds their error by the
+  O(h) disagreement of the two step sizes plus the rounding of the loss.
+  """
+  lp1, lm1, lp2, lm2 = vals[..., 0], vals[..., 1], vals[..., 2], vals[..., 3]
+  f1, f2 = (lp1 - base) / h, (lp2 - base) / (2 * h)
+  b1, b2 = (base - lm1) / h, (base - lm2) / (2 * h)
+  fwd, bwd = 2 * f1 - f2, 2 * b1 - b2
+  noise = 8 * eps_rel * (np.abs(base) + np.abs(lp2) + np.abs(lm2)) / h
+  margin = np.abs(f1 - f2) + np.abs(b1 - b2) + noise
+  return fwd, bwd, margin

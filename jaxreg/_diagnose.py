@@ -1,0 +1,181 @@
+"""Elementwise comparison in one jitted pass, and diagnosis of wrong quantities.
+
+Comparison of a user's array ``u`` with the reference ``r`` (same shape)::
+
+    err_i = |u_i − r_i|                      (0 where both are the same inf/nan)
+    rel_i = err_i / max(|r_i|, floor · ‖r‖∞)
+    mismatch_i  ⇔  rel_i > rtol  and  err_i > atol
+
+``floor`` keeps elements where the reference is (nearly) zero — through
+cancellation — from being judged against their own tiny size: they are
+judged against a fraction of the quantity's scale instead.
+
+Only summaries come back to the host: maxima, counts, the worst element and
+the indices of the (capped) largest mismatches, which are probed for kinks.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# Default tolerances by dtype: (rtol, atol, floor). See :func:`default_tolerances`.
+_TOLERANCES = {
+    "float64": (1e-10, 0.0, 1e-3),
+    "float32": (1e-4, 0.0, 1e-2),
+    "bfloat16": (2e-2, 0.0, 1e-1),
+    "float16": (1e-2, 0.0, 1e-1),
+}
+
+
+def default_tolerances(dtype) -> tuple[float, float, float]:
+  """``(rtol, atol, floor)`` used by default for a reference of ``dtype``.
+
+  float64: ``rtol=1e-10``, ``floor=1e-3``; float32: ``rtol=1e-4``,
+  ``floor=1e-2``; bfloat16/float16: ``2e-2``/``1e-2`` with ``floor=0.1``;
+  ``atol=0`` throughout. The floor means an element is judged relative to at
+  least ``floor × max|reference|`` of its quantity.
+  """
+  return _TOLERANCES.get(str(jnp.dtype(dtype)), _TOLERANCES["float32"])
+
+
+@functools.partial(jax.jit, static_argnums=(5,))
+def compare(us, rs, rtols, atols, floors, k):
+  """Per pair: ``(max_err, max_rel, n_mismatch, worst, u_worst, r_worst, top_idx, top_ok)``."""
+  out = []
+  for u, r, rtol, atol, floor in zip(us, rs, rtols, atols, floors):
+    u = jnp.ravel(u).astype(r.dtype)
+    r = jnp.ravel(r)
+    same = (u == r) | (jnp.isnan(u) & jnp.isnan(r))
+    err = jnp.where(same, 0.0, jnp.abs(u - r))
+    err = jnp.where(jnp.isnan(err), jnp.inf, err)
+    absr = jnp.where(jnp.isfinite(r), jnp.abs(r), 0.0)
+    scale = jnp.max(absr) if r.size else jnp.zeros((), r.dtype)
+    denom = jnp.maximum(absr, floor * scale)
+    rel = jnp.where(err == 0, 0.0, err / jnp.where(denom > 0, denom, jnp.finfo(r.dtype).tiny))
+    mism = (rel > rtol) & (err > atol)
+    worst = jnp.argmax(rel)
+    kk = min(k, r.size)
+    score = jnp.where(mism, rel, -1.0)
+    top_val, top_idx = jax.lax.top_k(score, kk)
+    out.append((jnp.max(err), jnp.max(rel), jnp.sum(mism), worst, u[worst], r[worst],
+                top_idx, top_val >= 0))
+  return out
+
+
+@jax.jit
+def _diag_stats(u, r, rtol, atol, floor, patterns, theta):
+  """Scalar statistics for :func:`diagnose` (one compiled pass per shape)."""
+  u = u.astype(r.dtype)
+  err = jnp.abs(u - r)
+  absr = jnp.abs(r)
+  denom = jnp.maximum(absr, floor * jnp.max(absr))
+  rel = jnp.where(err == 0, 0.0, err / jnp.where(denom > 0, denom, jnp.finfo(r.dtype).tiny))
+  mism = (rel > rtol) & (err > atol)
+  tiny = jnp.finfo(r.dtype).tiny
+
+  def fit(a, b, w=None):
+    # least-squares a ≈ c·b (over w), residual relative to ‖a‖
+    w = jnp.ones_like(a, dtype=bool) if w is None else w
+    a, b = jnp.where(w, a, 0), jnp.where(w, b, 0)
+    c = jnp.sum(a * b) / jnp.maximum(jnp.sum(b * b), tiny)
+    res = jnp.sqrt(jnp.sum((a - c * b) ** 2)) / jnp.maximum(
+        jnp.maximum(jnp.sqrt(jnp.sum(a * a)), jnp.abs(c) * jnp.sqrt(jnp.sum(b * b))), tiny)
+    return c, res
+
+  s = {"ratio": fit(u, r), "ratio_on_mismatch": fit(u, r, mism), "n_mism": jnp.sum(mism),
+       "u_zero": jnp.all(u == 0)}
+  d = u - r
+  if theta is not None:
+    th = theta.astype(r.dtype)
+    s["diff_theta"] = fit(d, th)
+    s["diff_sign"] = fit(d, jnp.sign(th))
+  if u.ndim == 2 and u.shape[0] == u.shape[1]:
+    t_err = jnp.abs(u - r.T)
+    s["transpose"] = jnp.max(t_err / jnp.maximum(jnp.abs(r.T), floor * jnp.max(absr) + tiny))
+  pats = []
+  for v in patterns:
+    pats.append((jnp.sum(mism & (v < 0)), jnp.sum(mism & (v > 0)), jnp.sum(mism & (v == 0)),
+                 jnp.sum(v < 0), jnp.sum(v > 0), jnp.sum(v == 0)))
+  s["patterns"] = pats
+  return s
+
+
+def _close(a: float, b: float, tol: float = 1e-6) -> bool:
+  return abs(a - b) <= tol * max(abs(a), abs(b), 1e-300)
+
+
+def _factor_text(c: float, batch_sizes) -> str:
+  if _close(c, -1.0):
+    return "yours = −1 × reference everywhere: a sign error"
+  for m in batch_sizes:
+    if m > 1 and _close(c, float(m)):
+      return f"yours = {m} × reference (the batch size {m}): a missing 1/m"
+    if m > 1 and _close(c, 1.0 / m):
+      return f"yours = reference / {m} (the batch size {m}): an extra 1/m"
+  if _close(c, 2.0):
+    return "yours = 2 × reference: a factor-2 slip (λ vs 2λ, or a lost ½ of a square)"
+  if _close(c, 0.5):
+    return "yours = ½ × reference: a factor-½ slip (2λ vs λ, or an extra ½)"
+  if _close(c, -2.0) or _close(c, -0.5):
+    return f"yours = {c:g} × reference: a sign error and a factor-2 slip"
+  return f"yours = {c:.6g} × reference everywhere: a constant-factor error"
+
+
+def diagnose(u, r, rtol, atol, floor, *, patterns=(), theta=None, theta_name="θ",
+             batch_sizes=(), own_name=None) -> str | None:
+  """Describes what a mismatch looks like, or ``None`` when no pattern fits.
+
+  Args:
+    u, r: the user's and the reference arrays (same shape).
+    rtol, atol, floor: the tolerances the row was judged with.
+    patterns: ``(name, array)`` pairs of tapped forward values with the shape
+      of ``u``; a mismatch confined to where one is negative (or positive)
+      points at an activation-derivative slip.
+    theta: the parameter value for parameter rows (to spot a penalty term).
+    batch_sizes: leading sizes of the data arrays (to name a missing ``1/m``).
+  """
+  u = jnp.asarray(u)
+  r = jnp.asarray(r)
+  names = [n for n, _ in patterns]
+  s = jax.device_get(_diag_stats(u, r, rtol, atol, floor, [v for _, v in patterns], theta))
+  c, res = (float(x) for x in s["ratio"])
+  if bool(s["u_zero"]):
+    return "yours is zero everywhere (a dropped term?)"
+  if res < 1e-6 and math.isfinite(c):
+    return _factor_text(c, batch_sizes)
+  if "transpose" in s and float(s["transpose"]) <= rtol:
+    return "yours equals the transpose of the reference: a transposed or swapped matrix"
+  if "diff_theta" in s:
+    cd, rd = (float(x) for x in s["diff_theta"])
+    if rd < 1e-6 and cd != 0:
+      if cd > 0:
+        return (f"yours − reference = {cd:.6g} · {theta_name}: an extra L2 term (weight decay "
+                f"{cd:.6g}) the loss does not have on {theta_name}, e.g. a penalty on biases that "
+                "should not be penalised")
+      return (f"yours − reference = {cd:.6g} · {theta_name}: the L2 term of the loss on "
+              f"{theta_name} is missing (or too small) in the derivation")
+    cs, rs_ = (float(x) for x in s["diff_sign"])
+    if rs_ < 1e-6 and cs != 0:
+      return (f"yours − reference = {cs:.6g} · sgn({theta_name}): an L1 term "
+              + ("the loss does not have" if cs > 0 else "of the loss is missing"))
+  n_mism = int(s["n_mism"])
+  for kind in ("neg", "pos", "zero"):
+    for (name, (m_neg, m_pos, m_zero, c_neg, c_pos, c_zero)) in zip(names, s["patterns"]):
+      m_in, c_in, sym = {"neg": (m_neg, c_neg, "< 0"), "pos": (m_pos, c_pos, "> 0"),
+                         "zero": (m_zero, c_zero, "== 0")}[kind]
+      if n_mism and int(m_in) == n_mism and int(c_in) < u.size:
+        what = ("an activation-derivative slip (a missing or wrong step factor "
+                f"H({name}) or f'({name}))") if kind != "zero" else (
+                    f"a slip at {name} == 0 (a derivative convention that is not a valid subgradient)")
+        return (f"wrong only where {name} {sym} ({n_mism} of the {int(c_in)} such elements): "
+                + what)
+  cm, rm = (float(x) for x in s["ratio_on_mismatch"])
+  if n_mism and rm < 1e-6 and math.isfinite(cm):
+    return f"on the {n_mism} mismatching elements, " + _factor_text(cm, batch_sizes).replace(
+        " everywhere", "")
+  return None
