@@ -190,6 +190,24 @@ def eval_masks(model: MLP, st: Static, hyper: Hyper):
           for l, (on, n_in) in enumerate(zip(st.dropout, model.sizes[:-1]))]
 
 
+def train_masks(key, model: MLP, st: Static, hyper: Hyper, batch: int, dtype):
+  """Training-time dropout keep-masks, one ``(batch, n_in)`` per dense layer input.
+
+  Each entry is kept with probability ``p = keep_prob[l]`` (a fresh draw per
+  sample and unit); kept entries are ``1/p`` (``"inverted"``) or ``1``
+  (``"scale_at_test"``), dropped ones 0. Layers without dropout get ``None``.
+  """
+  masks = []
+  for l, (on, n_in) in enumerate(zip(st.dropout, model.sizes[:-1])):
+    if not on:
+      masks.append(None)
+      continue
+    p = hyper.keep_prob[l]
+    keep = jax.random.bernoulli(jax.random.fold_in(key, l), p, (batch, n_in)).astype(dtype)
+    masks.append(keep / p if st.dropout_mode == "inverted" else keep)
+  return masks
+
+
 def _accuracy(task, y, t):
   if task == "softmax":
     return jnp.mean(jnp.argmax(y, -1) == jnp.argmax(t, -1))
@@ -227,14 +245,7 @@ def _step_fn(model: MLP, st: Static, hyper: Hyper, tx, x, t):
       if st.noise:
         xb = xb + hyper.noise_std * jax.random.normal(k_noise, xb.shape, xb.dtype)
       if any(st.dropout):
-        masks = []
-        for l, (on, n_in) in enumerate(zip(st.dropout, model.sizes[:-1])):
-          if not on:
-            masks.append(None)
-            continue
-          p = hyper.keep_prob[l]
-          keep = jax.random.bernoulli(jax.random.fold_in(k_drop, l), p, (B, n_in)).astype(xb.dtype)
-          masks.append(keep / p if st.dropout_mode == "inverted" else keep)
+        masks = train_masks(k_drop, model, st, hyper, B, xb.dtype)
     loss, grads = model.loss_and_backprop(params, xb, tb, dropout_masks=masks)
     updates, opt_state = tx.update(grads, opt_state, params)
     return (optax.apply_updates(params, updates), opt_state), loss
