@@ -12,6 +12,14 @@ from jaxreg._mlp import MLP as MLP
 from jaxreg._mlp import backprop as backprop
 
 # --- derivation checker (issue 3) ---
+from jaxreg import testing as testing
+from jaxreg._case import Case as Case
+from jaxreg._check import check as check
+from jaxreg._identity import check_identity as check_identity
+from jaxreg._report import Report as Report
+from jaxreg._report import Row as Row
+from jaxreg._tap import tap as tap
+from jaxreg._update import check_update as check_update
 
 # --- trainer (issue 5) ---
 from jaxreg import optim as optim

@@ -127,7 +127,7 @@ def _factor_text(c: float, batch_sizes) -> str:
 
 
 def diagnose(u, r, rtol, atol, floor, *, patterns=(), theta=None, theta_name="θ",
-             batch_sizes=(), own_name=None) -> str | None:
+             batch_sizes=(), activation_hint=True) -> str | None:
   """Describes what a mismatch looks like, or ``None`` when no pattern fits.
 
   Args:
@@ -138,6 +138,8 @@ def diagnose(u, r, rtol, atol, floor, *, patterns=(), theta=None, theta_name="θ
       points at an activation-derivative slip.
     theta: the parameter value for parameter rows (to spot a penalty term).
     batch_sizes: leading sizes of the data arrays (to name a missing ``1/m``).
+    activation_hint: name an activation-derivative slip when a sign pattern
+      fits (off for :func:`jaxreg.check_identity`, whose pattern is ``x``).
   """
   u = jnp.asarray(u)
   r = jnp.asarray(r)
@@ -172,8 +174,8 @@ def diagnose(u, r, rtol, atol, floor, *, patterns=(), theta=None, theta_name="θ
         what = ("an activation-derivative slip (a missing or wrong step factor "
                 f"H({name}) or f'({name}))") if kind != "zero" else (
                     f"a slip at {name} == 0 (a derivative convention that is not a valid subgradient)")
-        return (f"wrong only where {name} {sym} ({n_mism} of the {int(c_in)} such elements): "
-                + what)
+        text = f"wrong only where {name} {sym} ({n_mism} of the {int(c_in)} such elements)"
+        return text + (": " + what if activation_hint else "")
   cm, rm = (float(x) for x in s["ratio_on_mismatch"])
   if n_mism and rm < 1e-6 and math.isfinite(cm):
     return f"on the {n_mism} mismatching elements, " + _factor_text(cm, batch_sizes).replace(

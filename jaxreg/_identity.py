@@ -1,0 +1,168 @@
+"""`check_identity`: two elementwise functions agree in value and derivative.
+
+Example: S0.7 claims ``LeakyReLU(x) = (1+α)·ReLU(x) − α|x|``. Points: an
+even grid over ``domain`` (with 0 added when inside it, where activations
+have their kinks), random points, and any ``points`` given. Derivatives are
+``jax.grad`` of each function. At a point where the two derivatives differ,
+one-sided differences of ``f`` and ``g`` are taken: if each side of ``f``
+matches the same side of ``g`` and the two sides differ (a kink), the
+disagreement is only a convention of autodiff there — verdict ``kink``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxreg import _check_ref
+from jaxreg import _diagnose
+from jaxreg._check import _describe_exc
+from jaxreg._report import BAD, Report, Row
+
+
+def _points(domain, n_grid, n_random, points, seed, dtype):
+  if not (isinstance(domain, (tuple, list)) and len(domain) == 2):
+    raise ValueError(f"check_identity: `domain` must be a pair (low, high), got {domain!r}.")
+  low, high = float(domain[0]), float(domain[1])
+  if not (np.isfinite(low) and np.isfinite(high) and low < high):
+    raise ValueError(f"check_identity: `domain` must satisfy low < high (finite), got {domain!r}.")
+  rng = np.random.default_rng(seed)
+  xs = [np.linspace(low, high, int(n_grid)), rng.uniform(low, high, int(n_random))]
+  if low <= 0.0 <= high:
+    xs.append(np.zeros(1))
+  if points is not None:
+    xs.append(np.asarray(points, np.float64).ravel())
+  return jnp.asarray(np.unique(np.concatenate(xs)), dtype)
+
+
+def check_identity(f: Callable, g: Callable, *, domain: tuple[float, float],
+                   n_grid: int = 201, n_random: int = 200, points=None, seed: int = 0,
+                   rtol: float | None = None, atol: float | None = None, dtype=None,
+                   names: tuple[str, str] = ("f", "g")) -> Report:
+  """Checks that elementwise ``f`` and ``g`` agree in value and derivative on ``domain``.
+
+  Args:
+    f, g: elementwise functions of one array (e.g. ``jax.nn.leaky_relu``).
+    domain: ``(low, high)``; the grid covers it, 0 is added when inside.
+    n_grid: grid points (including both ends).
+    n_random: uniformly random points (``seed``).
+    points: extra points to include (e.g. known kinks).
+    seed: seed of the random points.
+    rtol, atol: tolerances; default by dtype as in :func:`jaxreg.check`.
+    dtype: float dtype of the points (default float64 when x64 is on).
+    names: how ``f`` and ``g`` are called in the report.
+
+  Returns:
+    A :class:`jaxreg.Report` with rows ``"value"`` (``f(x)`` vs ``g(x)``) and
+    ``"derivative"`` (``f'(x)`` vs ``g'(x)``), verdicts as in :func:`jaxreg.check`.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> import jaxreg
+    >>> a = 0.1
+    >>> r = jaxreg.check_identity(lambda x: jax.nn.leaky_relu(x, a),
+    ...                           lambda x: (1 + a) * jax.nn.relu(x) - a * jnp.abs(x),
+    ...                           domain=(-3.0, 3.0))
+    >>> r.ok, r.row("derivative").verdict
+    (True, 'kink')
+  """
+  for nm, fn in zip(("f", "g"), (f, g)):
+    if not callable(fn):
+      raise TypeError(f"check_identity: `{nm}` must be callable, got {type(fn).__name__}.")
+  dtype = jnp.dtype(dtype) if dtype is not None else jnp.asarray(0.0).dtype
+  xs = _points(domain, n_grid, n_random, points, seed, dtype)
+  rt, at, fl = _diagnose.default_tolerances(dtype)
+  rt = rt if rtol is None else float(rtol)
+  at = at if atol is None else float(atol)
+  fn_, gn_ = names
+  report = Report(rows=[], title=f"jaxreg.check_identity({fn_}, {gn_})", rtol=rt, atol=at,
+                  dtype=str(dtype))
+  vals, ders = [], []
+  for nm, fn in zip(names, (f, g)):
+    try:
+      v = jnp.asarray(fn(xs))
+      if v.shape != xs.shape:
+        raise ValueError(f"returned shape {v.shape} for input shape {xs.shape}; "
+                         "it must be elementwise")
+      d = jax.vmap(jax.grad(lambda x, fn=fn: jnp.asarray(fn(x), dtype)))(xs)
+    except Exception as e:  # pylint: disable=broad-except
+      report.error = _describe_exc(e, f"`{nm}`")
+      report.summary = f"{report.error}, so the identity could not be checked."
+      return report
+    vals.append(v.astype(dtype))
+    ders.append(d.astype(dtype))
+  rows = [Row("value", "value", f"{fn_}(x) vs {gn_}(x)", tuple(xs.shape), "ok", size=xs.size),
+          Row("derivative", "value", f"{fn_}'(x) vs {gn_}'(x)", tuple(xs.shape), "ok",
+              size=xs.size)]
+  stats = jax.device_get(_diagnose.compare(
+      [vals[1], ders[1]], [vals[0], ders[0]], [np.float64(rt)] * 2, [np.float64(at)] * 2,
+      [np.float64(fl)] * 2, 32))
+  xs_np = np.asarray(xs, np.float64)
+  for row, st, (u, r) in zip(rows, stats, ((vals[1], vals[0]), (ders[1], ders[0]))):
+    e_max, rel_max, n_mis, worst, u_w, r_w, top_idx, top_ok = st
+    row.max_abs_err, row.max_rel_err, row.n_mismatch = float(e_max), float(rel_max), int(n_mis)
+    if not row.n_mismatch:
+      continue
+    row.verdict = "wrong"
+    row.worst_index = (int(worst),)
+    row.worst_user, row.worst_ref = float(u_w), float(r_w)
+    mism_idx = np.nonzero(_mismatch_mask(u, r, rt, at, fl))[0]
+    if row.name == "derivative":
+      if _all_kinks(f, g, xs_np[mism_idx], dtype, rt, fl, np.asarray(r)):
+        row.verdict = "kink"
+        row.n_kink = row.n_mismatch
+        pts = ", ".join(f"{x:g}" for x in xs_np[mism_idx][:5])
+        row.note = (f"{row.n_kink} point(s) (x = {pts}{', …' if len(mism_idx) > 5 else ''}) are kinks "
+                    f"where {fn_} and {gn_} have the same one-sided derivatives; autodiff picks a "
+                    "different value for each there")
+        continue
+    row.diagnosis = _diagnose.diagnose(u, r, rt, at, fl, patterns=[("x", xs)], activation_hint=False)
+    row.note = f"worst at x = {xs_np[int(worst)]:g}: {gn_} gives {float(u_w):.6g}, {fn_} gives {float(r_w):.6g}"
+  report.rows = rows
+  bad = [r for r in rows if r.verdict in BAD]
+  if not bad:
+    report.summary = (f"{fn_} and {gn_} agree in value and derivative on {xs.size} points of "
+                      f"[{domain[0]:g}, {domain[1]:g}]" + (
+                          f" (derivatives differ only at {rows[1].n_kink} kink point(s), where the "
+                          "one-sided derivatives agree)" if rows[1].n_kink else "") + ".")
+  elif bad[0].name == "value":
+    report.summary = (f"{fn_} and {gn_} differ in value at {bad[0].n_mismatch} of {xs.size} points"
+                      + (f" ({bad[0].diagnosis})" if bad[0].diagnosis else "") + ", so the identity is false.")
+  else:
+    report.summary = (f"{fn_} and {gn_} agree in value but their derivatives differ at "
+                      f"{bad[0].n_mismatch} points that are not kinks"
+                      + (f" ({bad[0].diagnosis})" if bad[0].diagnosis else "") + ".")
+  return report
+
+
+def _mismatch_mask(u, r, rt, at, fl):
+  u = np.asarray(u, np.float64)
+  r = np.asarray(r, np.float64)
+  err = np.abs(u - r)
+  denom = np.maximum(np.abs(r), fl * np.max(np.abs(r)) if r.size else 0.0)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    rel = np.where(err == 0, 0.0, err / np.where(denom > 0, denom, np.finfo(np.float64).tiny))
+  return (rel > rt) & (err > at) | np.isnan(err)
+
+
+def _all_kinks(f, g, pts, dtype, rt, fl, r_all) -> bool:
+  if pts.size == 0 or pts.size > 256:
+    return False
+  x = jnp.asarray(pts, dtype)
+  eps_rel = float(jnp.finfo(dtype).eps)
+  h = (1e-6 if dtype == jnp.float64 else 3e-3) * np.maximum(np.abs(pts), 1.0)
+  hs = jnp.asarray(h, dtype)
+  sides = []
+  for fn in (f, g):
+    vals = jnp.stack([fn(x + hs), fn(x - hs), fn(x + 2 * hs), fn(x - 2 * hs)], axis=-1)
+    base = np.asarray(fn(x), np.float64)
+    sides.append(_check_ref.one_sided(base, np.asarray(vals, np.float64), h, eps_rel))
+  (ff, fb, fm), (gf, gb, gm) = sides
+  scale = float(np.max(np.abs(r_all))) if r_all.size else 1.0
+  m = fm + gm + rt * max(fl * scale, 1e-300) + 1e-12 * np.maximum(np.abs(ff), np.abs(fb))
+  same_sides = (np.abs(ff - gf) <= m) & (np.abs(fb - gb) <= m)
+  jump = np.abs(ff - fb) > 4 * m
+  return bool(np.all(same_sides & jump))
