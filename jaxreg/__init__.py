@@ -32,5 +32,6 @@ from jaxreg._progress import MetricsLog as MetricsLog
 from jaxreg._train import TrainState as TrainState
 from jaxreg._train import TrainingDiverged as TrainingDiverged
 from jaxreg._train import train as train
+from jaxreg._train_many import train_many as train_many
 
 __version__ = "0.1.0"
