@@ -146,7 +146,7 @@ def _sigmoid_grad(x):
 
 def _tanh_grad(x):
   t = jnp.tanh(x)
-  return 1 - t * t
+  return (1 + t) * (1 - t)  # = 1 − t², factored: exact cancellation near |t| = 1
 
 
 def _relu_grad(x):
@@ -225,20 +225,25 @@ softplus = _builtin("softplus", _softplus, jax.nn.sigmoid)
 _GELU_C = math.sqrt(2.0 / math.pi)
 
 
+def _gelu_u(x):
+  return _GELU_C * (x + 0.044715 * x**3)
+
+
 def _gelu(x):
-  return jax.nn.gelu(x, approximate=True)
+  # ½x(1 + tanh u) written as x·σ(2u): the same function (1 + tanh u = 2σ(2u)),
+  # without the cancellation of 1 + tanh u in the left tail.
+  return x * jax.nn.sigmoid(2 * _gelu_u(x))
 
 
 def _gelu_grad(x):
-  u = _GELU_C * (x + 0.044715 * x**3)
-  t = jnp.tanh(u)
+  s = jax.nn.sigmoid(2 * _gelu_u(x))
   du = _GELU_C * (1 + 3 * 0.044715 * x * x)
-  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du
+  return s + 2 * x * s * (1 - s) * du
 
 
-#: GELU, tanh approximation (``jax.nn.gelu``'s default):
-#: ``½x(1 + tanh u)``, ``u = √(2/π)(x + 0.044715x³)``;
-#: derivative ``½(1 + tanh u) + ½x(1 − tanh²u)·√(2/π)(1 + 0.134145x²)``.
+#: GELU, tanh approximation (as ``jax.nn.gelu``'s default, to rounding):
+#: ``½x(1 + tanh u) = x·σ(2u)``, ``u = √(2/π)(x + 0.044715x³)``;
+#: derivative ``σ(2u) + 2x·σ(2u)(1 − σ(2u))·√(2/π)(1 + 0.134145x²)``.
 gelu = _builtin("gelu", _gelu, _gelu_grad)
 
 
