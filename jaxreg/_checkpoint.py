@@ -113,11 +113,16 @@ def save(path: str | os.PathLike, params, *, state: TrainState | None = None,
   if d:
     os.makedirs(d, exist_ok=True)
   tmp = path + ".tmp"
-  with open(tmp, "wb") as f:
-    f.write(buf.getvalue())
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  try:
+    with open(tmp, "wb") as f:
+      f.write(buf.getvalue())
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
   return path
 
 
