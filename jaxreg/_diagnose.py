@@ -45,7 +45,7 @@ def default_tolerances(dtype) -> tuple[float, float, float]:
 
 @functools.partial(jax.jit, static_argnums=(5,))
 def compare(us, rs, rtols, atols, floors, k):
-  """Per pair: ``(max_err, max_rel, n_mismatch, worst, u_worst, r_worst, top_idx, top_ok)``."""
+  """Per pair: ``(max_err, max_rel, n_mismatch, worst, u_worst, r_worst, top_idx, top_ok, r_finite, u_finite)``."""
   out = []
   for u, r, rtol, atol, floor in zip(us, rs, rtols, atols, floors):
     u = jnp.ravel(u).astype(r.dtype)
@@ -63,46 +63,62 @@ def compare(us, rs, rtols, atols, floors, k):
     score = jnp.where(mism, rel, -1.0)
     top_val, top_idx = jax.lax.top_k(score, kk)
     out.append((jnp.max(err), jnp.max(rel), jnp.sum(mism), worst, u[worst], r[worst],
-                top_idx, top_val >= 0))
+                top_idx, top_val >= 0, jnp.all(jnp.isfinite(r)), jnp.all(jnp.isfinite(u))))
   return out
 
 
-@jax.jit
 def _diag_stats(u, r, rtol, atol, floor, patterns, theta):
-  """Scalar statistics for :func:`diagnose` (one compiled pass per shape)."""
-  u = u.astype(r.dtype)
-  err = jnp.abs(u - r)
-  absr = jnp.abs(r)
-  denom = jnp.maximum(absr, floor * jnp.max(absr))
-  rel = jnp.where(err == 0, 0.0, err / jnp.where(denom > 0, denom, jnp.finfo(r.dtype).tiny))
-  mism = (rel > rtol) & (err > atol)
-  tiny = jnp.finfo(r.dtype).tiny
+  """Scalar statistics for :func:`diagnose`, in NumPy (only wrong rows get here)."""
+  u = np.asarray(u, np.float64)
+  r = np.asarray(r, np.float64)
+  with np.errstate(all="ignore"):
+    err = np.abs(u - r)
+    absr = np.abs(r)
+    denom = np.maximum(absr, floor * (np.max(absr) if absr.size else 0.0))
+    rel = np.where(err == 0, 0.0, err / np.where(denom > 0, denom, np.finfo(np.float64).tiny))
+    mism = ((rel > rtol) & (err > atol)) | np.isnan(err)
 
-  def fit(a, b, w=None):
-    # least-squares a ≈ c·b (over w), residual relative to ‖a‖
-    w = jnp.ones_like(a, dtype=bool) if w is None else w
-    a, b = jnp.where(w, a, 0), jnp.where(w, b, 0)
-    c = jnp.sum(a * b) / jnp.maximum(jnp.sum(b * b), tiny)
-    res = jnp.sqrt(jnp.sum((a - c * b) ** 2)) / jnp.maximum(
-        jnp.maximum(jnp.sqrt(jnp.sum(a * a)), jnp.abs(c) * jnp.sqrt(jnp.sum(b * b))), tiny)
-    return c, res
+    def fit(a, b, w=None):
+      # least-squares a ≈ c·b (over w), residual relative to max(‖a‖, |c|‖b‖)
+      if w is not None:
+        a, b = np.where(w, a, 0.0), np.where(w, b, 0.0)
+      bb = float(np.sum(b * b))
+      if not bb > 0:
+        return np.nan, np.inf
+      c = float(np.sum(a * b)) / bb
+      scale = max(float(np.sqrt(np.sum(a * a))), abs(c) * np.sqrt(bb), 1e-300)
+      return c, float(np.sqrt(np.sum((a - c * b) ** 2))) / scale
 
-  s = {"ratio": fit(u, r), "ratio_on_mismatch": fit(u, r, mism), "n_mism": jnp.sum(mism),
-       "u_zero": jnp.all(u == 0)}
-  d = u - r
-  if theta is not None:
-    th = theta.astype(r.dtype)
-    s["diff_theta"] = fit(d, th)
-    s["diff_sign"] = fit(d, jnp.sign(th))
-  if u.ndim == 2 and u.shape[0] == u.shape[1]:
-    t_err = jnp.abs(u - r.T)
-    s["transpose"] = jnp.max(t_err / jnp.maximum(jnp.abs(r.T), floor * jnp.max(absr) + tiny))
-  pats = []
-  for v in patterns:
-    pats.append((jnp.sum(mism & (v < 0)), jnp.sum(mism & (v > 0)), jnp.sum(mism & (v == 0)),
-                 jnp.sum(v < 0), jnp.sum(v > 0), jnp.sum(v == 0)))
-  s["patterns"] = pats
+    s = {"ratio": fit(u, r), "ratio_on_mismatch": fit(u, r, mism), "n_mism": int(np.sum(mism)),
+         "u_zero": bool(np.all(u == 0))}
+    d = u - r
+    if theta is not None:
+      th = np.asarray(theta, np.float64)
+      s["diff_theta"] = fit(d, th)
+      s["diff_sign"] = fit(d, np.sign(th))
+    if u.ndim == 2 and u.shape[0] == u.shape[1]:
+      t_err = np.abs(u - r.T)
+      s["transpose"] = float(np.max(t_err / np.maximum(np.abs(r.T), floor * np.max(absr) + 1e-300)))
+    pats = []
+    for v in patterns:
+      v = np.asarray(v)
+      pats.append((np.sum(mism & (v < 0)), np.sum(mism & (v > 0)), np.sum(mism & (v == 0)),
+                   np.sum(v < 0), np.sum(v > 0), np.sum(v == 0)))
+    s["patterns"] = pats
   return s
+
+
+def is_transpose(a, r, rtol, atol, floor) -> bool:
+  """Whether ``a.T`` matches ``r`` within the tolerances (NumPy)."""
+  a = np.asarray(a, np.float64).T
+  r = np.asarray(r, np.float64)
+  if a.shape != r.shape:
+    return False
+  err = np.abs(a - r)
+  denom = np.maximum(np.abs(r), floor * (np.max(np.abs(r)) if r.size else 0.0))
+  with np.errstate(all="ignore"):
+    rel = np.where(err == 0, 0.0, err / np.where(denom > 0, denom, 1e-300))
+  return not bool(np.any(((rel > rtol) & (err > atol)) | np.isnan(err)))
 
 
 def _close(a: float, b: float, tol: float = 1e-6) -> bool:
@@ -141,10 +157,10 @@ def diagnose(u, r, rtol, atol, floor, *, patterns=(), theta=None, theta_name="θ
     activation_hint: name an activation-derivative slip when a sign pattern
       fits (off for :func:`jaxreg.check_identity`, whose pattern is ``x``).
   """
-  u = jnp.asarray(u)
-  r = jnp.asarray(r)
+  u = np.asarray(u)
+  r = np.asarray(r)
   names = [n for n, _ in patterns]
-  s = jax.device_get(_diag_stats(u, r, rtol, atol, floor, [v for _, v in patterns], theta))
+  s = _diag_stats(u, r, rtol, atol, floor, [np.asarray(v) for _, v in patterns], theta)
   c, res = (float(x) for x in s["ratio"])
   if bool(s["u_zero"]):
     return "yours is zero everywhere (a dropped term?)"
