@@ -45,6 +45,7 @@ dtype is compared at the looser of the two dtypes' tolerances (noted in the row)
 
 from __future__ import annotations
 
+import copy
 import math
 import traceback
 from collections.abc import Mapping
@@ -82,34 +83,8 @@ def _tol(dtype, rtol, atol):
   return (r0 if rtol is None else float(rtol), a0 if atol is None else float(atol), floor)
 
 
-def _run_derivation(derivation, params, split: _check_ref.Split, use_jit: bool):
-  """``(result, None)`` or ``(None, error text)``."""
-  if use_jit:
-    def build():
-      def run(p, dyn):
-        args, kwargs = split.rebuild(dyn)
-        return derivation(p, *args, **kwargs)
-      return jax.jit(run)
-    key = None
-    if split.hashable:
-      key = ("derivation", derivation, _check_ref.tree_spec(params), split.key())
-    try:
-      return build_and_call(key, build, params, split.dyn), None
-    except Exception:  # pylint: disable=broad-except
-      pass  # not traceable (or raises): run eagerly to see what it really does
-  try:
-    args, kwargs = split.rebuild(split.dyn)
-    return derivation(params, *args, **kwargs), None
-  except Exception as e:  # pylint: disable=broad-except
-    return None, _describe_exc(e, "the derivation")
-
-
-def build_and_call(key, build, *a):
-  fn = _check_ref.cached(key, build)
-  return fn(*a)
-
-
 def _as_array(x):
+  """``(array, None)`` for a float array-like, else ``(None, why)`` (works on tracers)."""
   if x is None:
     return None, "is None"
   if isinstance(x, (jax.Array, np.ndarray, np.generic, float, int)) and not isinstance(x, bool):
@@ -118,6 +93,145 @@ def _as_array(x):
       return None, f"has dtype {a.dtype}, expected a floating-point array"
     return a, None
   return None, f"is a {type(x).__name__}, expected an array"
+
+
+class _NotGiven:
+  def __repr__(self):
+    return "<not given>"
+
+
+_NOT_GIVEN = _NotGiven()
+
+
+class _Plan:
+  """How a derivation's output pairs with the reference: rows, pairs, notes.
+
+  Built from the output's structure, shapes and dtypes only, so it can be
+  built while tracing (the fused path) or on concrete arrays (eager path).
+  ``pairs`` holds ``(row index, ref key, user array or None)`` where ``ref
+  key`` is ``("tap", name)`` or ``("param", leaf index)``.
+  """
+
+  def __init__(self, result, order, specs, p_paths, params):
+    self.rows: list[Row] = []
+    self.pairs: list[tuple[int, tuple, Any]] = []
+    self.unchecked: list[str] = []
+    self.notes: list[str] = []
+    steps_mode = isinstance(result, Mapping) and (
+        ("params" in result or any(k in specs for k in result))
+        and not (isinstance(params, Mapping) and set(result) == set(params)))
+    if steps_mode:
+      given = dict(result)
+      for name in reversed(order):
+        if name in given:
+          self._add(Row(name, "tap", f"∂L/∂{name}", tuple(specs[name].shape), "ok"),
+                    ("tap", name), given[name], specs[name])
+        else:
+          self.unchecked.append(name)
+      for k in given:
+        if k != "params" and k not in specs:
+          known = ", ".join(reversed(order)) or "none"
+          self.rows.append(Row(str(k), "tap", f"∂L/∂{k}", None, "missing",
+                               note=f"the loss never taps {k!r} (its taps: {known}); "
+                               "add jaxreg.tap(name, value) in the loss or fix the name"))
+      user_params = given.get("params", _NOT_GIVEN)
+    else:
+      user_params = result
+      self.unchecked.extend(reversed(order))
+    if user_params is _NOT_GIVEN:
+      self.notes.append('the derivation gives no "params" entry: parameter gradients not checked')
+      return
+    try:
+      u_flat = dict(_leaf_paths(user_params)) if user_params is not None else {}
+    except Exception:  # pylint: disable=broad-except
+      u_flat = {}
+    for i, (pname, pval) in enumerate(p_paths):
+      row = Row(pname, "param", f"∂L/∂{pname}", tuple(np.shape(pval)), "ok")
+      if pname not in u_flat:
+        row.verdict = "missing"
+        row.note = "the derivation's parameter gradient has no leaf here"
+        self.rows.append(row)
+        continue
+      spec = jax.ShapeDtypeStruct(np.shape(pval), jnp.result_type(pval))
+      self._add(row, ("param", i), u_flat.pop(pname), spec)
+    if u_flat:
+      self.notes.append("the derivation's parameter gradient has leaves that params lacks "
+                        f"(ignored): {', '.join(sorted(u_flat))}")
+
+  def _add(self, row, ref_key, u, spec):
+    row.size = int(np.prod(spec.shape, dtype=np.int64))
+    a, why = _as_array(u)
+    if a is None:
+      row.verdict = "missing" if u is None else "shape"
+      row.note = f"yours {why}"
+    elif tuple(a.shape) != tuple(spec.shape):
+      row.verdict = "shape"
+      row.note = f"yours has shape {tuple(a.shape)}, expected {tuple(spec.shape)}"
+    self.rows.append(row)
+    self.pairs.append((len(self.rows) - 1, ref_key, a))
+
+  def comparable(self):
+    """``(pair position, row index, ref key, array)`` of the pairs to compare."""
+    return [(j, i, k, a) for j, (i, k, a) in enumerate(self.pairs) if self.rows[i].verdict == "ok"]
+
+
+def _ref_of(ref, key):
+  if key[0] == "tap":
+    return ref["g_taps"][key[1]]
+  return jax.tree_util.tree_leaves(ref["g_params"])[key[1]]
+
+
+def _row_tol(a_dtype, r_dtype, tol, user_rtol):
+  """Tolerances for one row: the looser dtype's when the user's dtype differs."""
+  rtol, atol, floor = tol
+  if a_dtype == r_dtype:
+    return rtol, atol, floor, None
+  r2, _, f2 = _diagnose.default_tolerances(a_dtype)
+  if r2 > rtol and user_rtol is None:
+    rtol = r2
+  floor = max(floor, f2)
+  return rtol, atol, floor, f"yours is {a_dtype}, the reference {r_dtype} (compared at rtol={rtol:g})"
+
+
+def _make_fused(derivation, split, holder_ref, tol, user_rtol, params_is_map):
+  """The derivation and its comparison with the reference, in one jitted function.
+
+  The reference itself is compiled separately (and shared by every
+  derivation checked against the same loss).
+  """
+  holder = _check_ref.Holder()
+  holder.plan = None
+  holder.deriv_failed = False
+
+  def fused(params, dyn, grads):
+    args, kwargs = split.rebuild(dyn)
+    try:
+      result = derivation(params, *args, **kwargs)
+      plan = _Plan(result, holder_ref.order, holder_ref.specs, _leaf_paths(params),
+                   params if params_is_map else None)
+    except Exception:  # pylint: disable=broad-except
+      holder.deriv_failed = True    # rerun eagerly to see what it really does
+      return None, None
+    users = [a for _, _, a in plan.pairs]
+    todo = []
+    for _, _, k, a in plan.comparable():
+      r = _ref_of(grads, k)
+      rt, at, fl, _ = _row_tol(a.dtype, r.dtype, tol, user_rtol)
+      todo.append((a, r, rt, at, fl))
+    stats = _diagnose.stats_many(todo)
+    plan.pairs = [(i, k, None) for i, k, _ in plan.pairs]   # keep no tracers
+    holder.plan = plan
+    return users, stats
+
+  return jax.jit(fused), holder
+
+
+def _run_derivation_eager(derivation, params, split):
+  try:
+    args, kwargs = split.rebuild(split.dyn)
+    return derivation(params, *args, **kwargs), None
+  except Exception as e:  # pylint: disable=broad-except
+    return None, _describe_exc(e, "the derivation")
 
 
 def check(derivation: Callable, loss: Callable, params: Any, *args,
@@ -140,8 +254,10 @@ def check(derivation: Callable, loss: Callable, params: Any, *args,
       of the reference gradient (0 to skip).
     max_probes: most elements of one row probed for kinks.
     max_probes_total: most elements probed for kinks in one check.
-    jit: jit and cache the reference (and the derivation when traceable).
-      Turn off for functions that read mutable globals.
+    jit: trace the loss and the derivation together into one compiled,
+      cached function (falling back to running the derivation eagerly when
+      it cannot be traced). ``False`` runs the derivation eagerly always;
+      use it for derivations that read mutable globals.
     seed: seed of the referee's random directions.
     **kwargs: keyword arguments of both functions.
 
@@ -179,154 +295,122 @@ def check(derivation: Callable, loss: Callable, params: Any, *args,
       raise TypeError(f"check: `params` leaf {name} must be a floating-point array, "
                       f"got dtype {jnp.result_type(x)}.")
   params = jax.tree_util.tree_map(jnp.asarray, params)
+  p_paths = _leaf_paths(params)
   split = _check_ref.Split(args, kwargs)
   ref_dtype = jnp.result_type(*[x for _, x in p_paths])
-  rtol_, atol_, floor_ = _tol(ref_dtype, rtol, atol)
+  tol = _tol(ref_dtype, rtol, atol)
   n_dirs = int(referee)
-
-  # 1. Reference.
-  key = None
-  if split.hashable:
-    key = ("reference", loss, _check_ref.tree_spec(params), split.key(), n_dirs)
   rkey = jax.random.key(seed)
+  params_is_map = isinstance(params, Mapping)
+  spec = (_check_ref.tree_spec(params), split.key()) if split.hashable else None
+
+  # 1. Reference (jitted and cached per loss and argument shapes).
+  eager = False
+  key = None if spec is None or not jit else ("reference", loss, spec, n_dirs)
   try:
-    ref_fn, holder = _check_ref.cached(key, lambda: _check_ref.make_reference(loss, split, n_dirs, False))
+    ref_fn, holder = _check_ref.cached(
+        key, lambda: _check_ref.make_reference(loss, split, n_dirs, False, jit=jit))
     ref = ref_fn(params, split.dyn, rkey)
-    eager = False
   except _check_ref.TRACE_ERRORS:
-    ref_fn, holder = _check_ref.make_reference(loss, split, n_dirs, True)
+    ref_fn, holder = _check_ref.make_reference(loss, split, n_dirs, True, jit=False)
     ref = ref_fn(params, split.dyn, rkey)
     eager = True
   order, specs = list(holder.order), dict(holder.specs)
+  grads = {"g_params": ref["g_params"], "g_taps": ref["g_taps"]}
 
-  # 2. Derivation.
-  result, err = _run_derivation(derivation, params, split, jit and not eager)
-  report = Report(rows=[], rtol=rtol_, atol=atol_, dtype=str(jnp.dtype(ref_dtype)))
+  # 2. Derivation and comparison (jitted and cached when traceable).
+  users = stats = plan = None
+  if jit and not eager:
+    key = None if spec is None else ("derivation", derivation, loss, spec, n_dirs, tol, rtol,
+                                     tuple(order))
+    try:
+      fn, dholder = _check_ref.cached(key, lambda: _make_fused(
+          derivation, split, holder, tol, rtol, params_is_map))
+      users, stats = fn(params, split.dyn, grads)
+      plan = None if dholder.deriv_failed else dholder.plan
+    except Exception:  # pylint: disable=broad-except
+      plan = None
+  report = Report(rows=[], rtol=tol[0], atol=tol[1], dtype=str(jnp.dtype(ref_dtype)))
   report.referee = _judge_referee(ref.get("referee"), ref_dtype) if n_dirs > 0 else None
-  if err is not None:
-    report.error = err
-    report.summary = "The derivation could not be run, so nothing was checked: " + err + "."
-    return report
+  if plan is None:
+    result, err = _run_derivation_eager(derivation, params, split)
+    if err is not None:
+      report.error = err
+      report.summary = "The derivation could not be run, so nothing was checked: " + err + "."
+      return report
+    plan = _Plan(result, order, specs, p_paths, params if params_is_map else None)
+    users = [a for _, _, a in plan.pairs]
+    stats = None
 
-  # 3. Pair user quantities with reference ones.
-  steps_mode = isinstance(result, Mapping) and (
-      ("params" in result or any(k in specs for k in result))
-      and not (isinstance(params, Mapping) and set(result) == set(params)))
-  pairs = []   # (row, user array, ref array, extra)
-  rows: list[Row] = []
-  if steps_mode:
-    given = dict(result)
-    for name in reversed(order):
-      if name in given:
-        rows.append(Row(name, "tap", f"∂L/∂{name}", tuple(specs[name].shape), "ok"))
-        pairs.append((rows[-1], given[name], ref["g_taps"][name], {"tap": name}))
-      else:
-        report.unchecked.append(name)
-    for k in given:
-      if k != "params" and k not in specs:
-        known = ", ".join(reversed(order)) or "none"
-        rows.append(Row(str(k), "tap", f"∂L/∂{k}", None, "missing",
-                        note=f"the loss never taps {k!r} (its taps: {known}); "
-                        "add jaxreg.tap(name, value) in the loss or fix the name"))
-    user_params = given.get("params", _NOT_GIVEN)
-  else:
-    user_params = result
-    report.unchecked.extend(reversed(order))
-  if user_params is not _NOT_GIVEN:
-    u_flat = dict(_leaf_paths(user_params)) if user_params is not None else {}
-    ref_leaves = jax.tree_util.tree_leaves(ref["g_params"])
-    for (pname, pval), r in zip(p_paths, ref_leaves):
-      row = Row(pname, "param", f"∂L/∂{pname}", tuple(np.shape(pval)), "ok")
-      rows.append(row)
-      if pname not in u_flat:
-        row.verdict = "missing"
-        row.note = "the derivation's parameter gradient has no leaf here"
-        continue
-      pairs.append((row, u_flat.pop(pname), r, {"theta": pval}))
-    if u_flat:
-      report.notes.append("the derivation's parameter gradient has leaves that params lacks "
-                          f"(ignored): {', '.join(sorted(u_flat))}")
-  elif steps_mode:
-    report.notes.append('the derivation gives no "params" entry: parameter gradients not checked')
-
-  # 4. Validate and compare in one jitted pass.
+  # 3. Rows from the plan (a fresh copy: the plan may be cached).
+  rows = copy.deepcopy(plan.rows)
+  report.unchecked = list(plan.unchecked)
+  report.notes = list(plan.notes)
   comp = []
-  for row, u, r, extra in pairs:
-    row.size = int(np.size(r))
-    a, why = _as_array(u)
-    if a is None:
-      row.verdict = "missing" if u is None else "shape"
-      row.note = f"yours {why}"
-      continue
-    if tuple(a.shape) != tuple(r.shape):
-      row.verdict = "shape"
-      row.note = f"yours has shape {tuple(a.shape)}, expected {tuple(r.shape)}"
-      if a.ndim == 2 and tuple(a.shape[::-1]) == tuple(r.shape):
-        tr = _diagnose.is_transpose(a, r, rtol_, atol_, floor_)
-        row.diagnosis = ("yours is the transpose of the reference" + (
-            ": a transposed or swapped matrix" if tr else " in shape (values differ too)"))
-      continue
-    rt, at, fl = rtol_, atol_, floor_
-    if a.dtype != r.dtype:
-      r2, a2, f2 = _diagnose.default_tolerances(a.dtype)
-      if r2 > rt:
-        rt, fl = (r2 if rtol is None else rt), max(fl, f2)
-      row.note = f"yours is {a.dtype}, the reference {r.dtype} (compared at rtol={rt:g})"
-    comp.append((row, a, r, rt, at, fl, extra))
-  if comp:
-    k = max(1, int(max_probes))
-    stats = jax.device_get(_diagnose.compare(
-        [c[1] for c in comp], [c[2] for c in comp],
-        [np.asarray(c[3], np.float64) for c in comp], [np.asarray(c[4], np.float64) for c in comp],
-        [np.asarray(c[5], np.float64) for c in comp], k))
-    for (row, a, r, rt, at, fl, extra), st in zip(comp, stats):
-      e_max, rel_max, n_mis, worst, u_w, r_w, top_idx, top_ok, r_fin, u_fin = st
-      if not r_fin:
-        row.note = "the reference itself is not finite here"
-      if not u_fin:
-        extra["nonfinite"] = True
-      row.max_abs_err, row.max_rel_err = float(e_max), float(rel_max)
-      row.n_mismatch = int(n_mis)
-      if row.n_mismatch:
-        row.verdict = "wrong"
-        row.worst_index = tuple(int(i) for i in np.unravel_index(int(worst), r.shape))
-        row.worst_user, row.worst_ref = float(u_w), float(r_w)
-        extra["candidates"] = [int(i) for i, ok in zip(top_idx, top_ok) if ok]
+  for pos, i, k, _ in plan.comparable():
+    a = users[pos]
+    r = _ref_of(ref, k)
+    rt, at, fl, note = _row_tol(a.dtype, r.dtype, tol, rtol)
+    if note:
+      rows[i].note = note
+    extra = {"tap": k[1]} if k[0] == "tap" else {"theta": p_paths[k[1]][1]}
+    comp.append((rows[i], a, r, rt, at, fl, extra))
+  for pos, (i, k, _) in enumerate(plan.pairs):
+    row = rows[i]
+    a = users[pos]
+    if row.verdict == "shape" and a is not None and a.ndim == 2 and \
+        tuple(a.shape[::-1]) == tuple(_ref_of(ref, k).shape):
+      tr = _diagnose.is_transpose(a, _ref_of(ref, k), *tol)
+      row.diagnosis = "yours is the transpose of the reference" + (
+          ": a transposed or swapped matrix" if tr else " in shape (values differ too)")
+  if stats is None:
+    with np.errstate(all="ignore"):
+      stats = [_diagnose.stats(np, np.asarray(a), np.asarray(r), rt, at, fl)
+               for _, a, r, rt, at, fl, _ in comp]
+  stats = jax.device_get(stats)
 
-    # 5. Kinks.
-    _probe_kinks(comp, loss, params, split, ref, specs, p_paths, eager, ref_dtype,
-                 max_probes_total)
+  # 4. Verdicts from the one-pass statistics.
+  for (row, a, r, rt, at, fl, extra), st in zip(comp, stats):
+    e_max, rel_max, n_mis, r_fin, u_fin = st
+    row.max_abs_err, row.max_rel_err = float(e_max), float(rel_max)
+    row.n_mismatch = int(n_mis)
+    if not r_fin:
+      row.note = "the reference itself is not finite here"
+    if not u_fin:
+      extra["nonfinite"] = True
+    if row.n_mismatch:
+      row.verdict = "wrong"
+      worst, row.worst_user, row.worst_ref = _diagnose.worst(a, r, rt, at, fl)
+      row.worst_index = tuple(int(j) for j in np.unravel_index(worst, r.shape))
+      extra["candidates"] = _diagnose.candidates(np.asarray(a), np.asarray(r), rt, at, fl,
+                                                 max(1, int(max_probes)))
 
-    # 6. Diagnosis of rows still wrong.
-    batch_sizes = sorted({int(np.shape(x)[0]) for x in split.dyn if np.ndim(x) >= 1})
-    for row, a, r, rt, at, fl, extra in comp:
-      if row.verdict != "wrong":
-        continue
-      pats = []
-      if "tap" in extra:
-        own = extra["tap"]
-        cand = [own] + [n for n in order if n != own]
-        pats = [(n, ref["tapped"][n]) for n in cand
-                if n in ref["tapped"] and tuple(np.shape(ref["tapped"][n])) == tuple(r.shape)]
-      try:
-        row.diagnosis = _diagnose.diagnose(
-            a, r, rt, at, fl, patterns=pats, theta=extra.get("theta"),
-            theta_name=row.name, batch_sizes=batch_sizes)
-      except Exception as e:  # pylint: disable=broad-except
-        row.note = (row.note + "; " if row.note else "") + f"diagnosis failed: {e}"
-      if extra.get("nonfinite"):
-        row.note = (row.note + "; " if row.note else "") + "yours contains NaN or inf"
+  # 5. Kinks.
+  _probe_kinks(comp, loss, params, split, ref, specs, p_paths, eager or not jit, ref_dtype,
+               max_probes_total)
+
+  # 6. Diagnosis of rows still wrong.
+  batch_sizes = sorted({int(np.shape(x)[0]) for x in split.dyn if np.ndim(x) >= 1})
+  for row, a, r, rt, at, fl, extra in comp:
+    if row.verdict != "wrong":
+      continue
+    pats = []
+    if "tap" in extra:
+      own = extra["tap"]
+      cand = [own] + [n for n in order if n != own]
+      pats = [(n, ref["tapped"][n]) for n in cand
+              if n in ref["tapped"] and tuple(np.shape(ref["tapped"][n])) == tuple(r.shape)]
+    try:
+      row.diagnosis = _diagnose.diagnose(
+          a, r, rt, at, fl, patterns=pats, theta=extra.get("theta"),
+          theta_name=row.name, batch_sizes=batch_sizes)
+    except Exception as e:  # pylint: disable=broad-except
+      row.note = (row.note + "; " if row.note else "") + f"diagnosis failed: {e}"
+    if extra.get("nonfinite"):
+      row.note = (row.note + "; " if row.note else "") + "yours contains NaN or inf"
   report.rows = rows
   report.summary = _localise(rows, report)
   return report
-
-
-class _NotGiven:
-  def __repr__(self):
-    return "<not given>"
-
-
-_NOT_GIVEN = _NotGiven()
 
 
 def _probe_kinks(comp, loss, params, split, ref, specs, p_paths, eager, dtype, cap_total):

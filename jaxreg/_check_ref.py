@@ -98,8 +98,13 @@ def _float_eps(dtype) -> float:
   return float(jnp.finfo(dtype).eps)
 
 
-def make_reference(loss: Callable, split: Split, n_dirs: int, eager: bool):
-  """Builds ``ref(params, dyn, key) -> dict`` (jitted unless ``eager``) and its :class:`Holder`."""
+def make_reference(loss: Callable, split: Split, n_dirs: int, eager: bool, jit: bool = True):
+  """Builds ``ref(params, dyn, key) -> dict`` and its :class:`Holder`.
+
+  ``eager``: the loss cannot be traced abstractly (discovery runs it for
+  real, the referee loops in Python). ``jit``: wrap the result in ``jax.jit``
+  (off when the caller jits it inside a larger function).
+  """
   holder = Holder()
 
   def call_loss(p, dyn):
@@ -130,7 +135,7 @@ def make_reference(loss: Callable, split: Split, n_dirs: int, eager: bool):
       result["referee"] = _referee(call_loss, params, dyn, key, value, g_params, n_dirs, eager)
     return result
 
-  return (ref if eager else jax.jit(ref)), holder
+  return (jax.jit(ref) if jit and not eager else ref), holder
 
 
 def _referee(call_loss, params, dyn, key, value, g_params, n_dirs, eager):

@@ -16,7 +16,6 @@ the indices of the (capped) largest mismatches, which are probed for kinks.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import jax
@@ -43,28 +42,91 @@ def default_tolerances(dtype) -> tuple[float, float, float]:
   return _TOLERANCES.get(str(jnp.dtype(dtype)), _TOLERANCES["float32"])
 
 
-@functools.partial(jax.jit, static_argnums=(5,))
-def compare(us, rs, rtols, atols, floors, k):
-  """Per pair: ``(max_err, max_rel, n_mismatch, worst, u_worst, r_worst, top_idx, top_ok, r_finite, u_finite)``."""
-  out = []
-  for u, r, rtol, atol, floor in zip(us, rs, rtols, atols, floors):
-    u = jnp.ravel(u).astype(r.dtype)
-    r = jnp.ravel(r)
-    same = (u == r) | (jnp.isnan(u) & jnp.isnan(r))
-    err = jnp.where(same, 0.0, jnp.abs(u - r))
-    err = jnp.where(jnp.isnan(err), jnp.inf, err)
-    absr = jnp.where(jnp.isfinite(r), jnp.abs(r), 0.0)
-    scale = jnp.max(absr) if r.size else jnp.zeros((), r.dtype)
-    denom = jnp.maximum(absr, floor * scale)
-    rel = jnp.where(err == 0, 0.0, err / jnp.where(denom > 0, denom, jnp.finfo(r.dtype).tiny))
-    mism = (rel > rtol) & (err > atol)
-    worst = jnp.argmax(rel)
-    kk = min(k, r.size)
-    score = jnp.where(mism, rel, -1.0)
-    top_val, top_idx = jax.lax.top_k(score, kk)
-    out.append((jnp.max(err), jnp.max(rel), jnp.sum(mism), worst, u[worst], r[worst],
-                top_idx, top_val >= 0, jnp.all(jnp.isfinite(r)), jnp.all(jnp.isfinite(u))))
-  return out
+def stats(xp, u, r, rtol, atol, floor):
+  """One pass over a pair, with ``xp`` = ``jax.numpy`` (inside a jit) or ``numpy``.
+
+  Returns ``(max_err, max_rel, n_mismatch, reference finite, user finite)``.
+  """
+  u = xp.ravel(u).astype(r.dtype)
+  r = xp.ravel(r)
+  if r.size == 0:
+    z = xp.zeros((), r.dtype)
+    return (z, z, xp.zeros((), xp.int32), True, True)
+  err, rel, mism = _rel(xp, u, r, rtol, atol, floor)
+  return (xp.max(err), xp.max(rel), xp.sum(mism), xp.all(xp.isfinite(r)), xp.all(xp.isfinite(u)))
+
+
+# Below this many elements in all, pairs are compared as one concatenated vector with
+# segment reductions: a program whose size does not grow with the number of rows
+# (fast to compile). Above it, per-pair reductions (fast to run).
+SEGMENT_MAX_ELEMENTS = 50_000
+
+
+def stats_many(pairs):
+  """:func:`stats` for many ``(u, r, rtol, atol, floor)`` pairs, inside a jit."""
+  pairs = [p for p in pairs]
+  total = sum(int(np.prod(p[1].shape, dtype=np.int64)) for p in pairs)
+  if len(pairs) <= 2 or total > SEGMENT_MAX_ELEMENTS or any(p[1].size == 0 for p in pairs):
+    return [stats(jnp, *p) for p in pairs]
+  dtype = jnp.result_type(*[p[1].dtype for p in pairs])
+  n = len(pairs)
+  sizes = [int(np.prod(p[1].shape, dtype=np.int64)) for p in pairs]
+  seg = np.repeat(np.arange(n), sizes)
+  u = jnp.concatenate([jnp.ravel(a).astype(r.dtype).astype(dtype) for a, r, *_ in pairs])
+  r = jnp.concatenate([jnp.ravel(r).astype(dtype) for _, r, *_ in pairs])
+  rtol = jnp.asarray(np.array([p[2] for p in pairs], np.float64)[seg], dtype)
+  atol = jnp.asarray(np.array([p[3] for p in pairs], np.float64)[seg], dtype)
+  floor = jnp.asarray(np.array([p[4] for p in pairs], np.float64)[seg], dtype)
+  seg = jnp.asarray(seg)
+  same = (u == r) | (jnp.isnan(u) & jnp.isnan(r))
+  err = jnp.where(same, 0.0, jnp.abs(u - r))
+  err = jnp.where(jnp.isnan(err), jnp.inf, err)
+  absr = jnp.where(jnp.isfinite(r), jnp.abs(r), 0.0)
+  kw = dict(num_segments=n, indices_are_sorted=True)
+  scale = jax.ops.segment_max(absr, seg, **kw)
+  denom = jnp.maximum(absr, floor * scale[seg])
+  rel = jnp.where(err == 0, 0.0, err / jnp.where(denom > 0, denom, jnp.finfo(dtype).tiny))
+  mism = (rel > rtol) & (err > atol)
+  mx = jax.ops.segment_max(jnp.stack([err, rel], 1), seg, **kw)
+  cnt = jax.ops.segment_sum(jnp.stack([mism, ~jnp.isfinite(r), ~jnp.isfinite(u)], 1)
+                            .astype(jnp.int32), seg, **kw)
+  return [(mx[i, 0], mx[i, 1], cnt[i, 0], cnt[i, 1] == 0, cnt[i, 2] == 0) for i in range(n)]
+
+
+def worst(u, r, rtol, atol, floor):
+  """``(flat index, u there, r there)`` of the largest relative error (NumPy)."""
+  u = np.asarray(u).ravel().astype(np.asarray(r).dtype)
+  r = np.asarray(r).ravel()
+  with np.errstate(all="ignore"):
+    _, rel, _ = _rel(np, u, r, rtol, atol, floor)
+  i = int(np.argmax(rel))
+  return i, float(u[i]), float(r[i])
+
+
+def _rel(xp, u, r, rtol, atol, floor):
+  same = (u == r) | (xp.isnan(u) & xp.isnan(r))
+  err = xp.where(same, 0.0, xp.abs(u - r))
+  err = xp.where(xp.isnan(err), xp.inf, err)
+  absr = xp.where(xp.isfinite(r), xp.abs(r), 0.0)
+  scale = xp.max(absr)
+  denom = xp.maximum(absr, floor * scale)
+  tiny = xp.finfo(r.dtype).tiny
+  rel = xp.where(err == 0, 0.0, err / xp.where(denom > 0, denom, tiny))
+  mism = (rel > rtol) & (err > atol)
+  return err, rel, mism
+
+
+def candidates(u, r, rtol, atol, floor, k) -> list[int]:
+  """Flat indices of the (at most ``k``) largest mismatches, largest first (NumPy)."""
+  u = np.asarray(u).ravel().astype(np.asarray(r).dtype)
+  r = np.asarray(r).ravel()
+  with np.errstate(all="ignore"):
+    _, rel, mism = _rel(np, u, r, rtol, atol, floor)
+  idx = np.nonzero(mism)[0]
+  if idx.size > k:
+    part = np.argpartition(-rel[idx], k - 1)[:k]
+    idx = idx[part]
+  return [int(i) for i in idx[np.argsort(-rel[idx], kind="stable")]]
 
 
 def _diag_stats(u, r, rtol, atol, floor, patterns, theta):
