@@ -65,7 +65,7 @@ def test_train_equals_a_manual_optax_loop_with_the_documented_shuffle():
   params, opt_state, means = p0, tx.init(p0), []
   for e in range(2):
     k_perm, _ = jax.random.split(jax.random.fold_in(jax.random.key(7), e))
-    perm = np.asarray(jax.random.permutation(k_perm, 23))[:20].reshape(4, 5)  # 3 samples left out
+    perm = np.asarray(_train.shuffle(k_perm, 23))[:20].reshape(4, 5)  # 3 samples left out
     losses = []
     for idx in perm:
       loss, g = net.loss_and_backprop(params, jnp.asarray(x[idx]), jnp.asarray(t[idx]))
@@ -92,6 +92,24 @@ def test_proximal_l1_in_train_gives_exact_zeros_where_sign_rule_oscillates():
   assert pp[0]["w"][1, 0] == 0.0
   assert 0 < abs(float(ps[0]["w"][1, 0])) <= 0.1 * 0.05 * 1.0001 + 1e-9
   assert float(pp[0]["w"][0, 0]) == pytest.approx(1.5 - 0.05, abs=0.02)
+
+
+@pytest.mark.parametrize("n", [1, 5, 23, 1025, 70_000])
+def test_shuffle_is_a_permutation(n):
+  perm = np.asarray(_train.shuffle(jax.random.key(n), n))
+  np.testing.assert_array_equal(np.sort(perm), np.arange(n))
+  if n > 100:
+    assert np.mean(perm == np.arange(n)) < 0.01
+
+
+def test_shuffle_is_uniform():
+  perms = np.asarray(jax.jit(jax.vmap(lambda k: _train.shuffle(k, 4)))(
+      jax.random.split(jax.random.key(0), 48_000)))
+  codes = perms @ np.array([64, 16, 4, 1])
+  counts = np.unique(codes, return_counts=True)[1]
+  assert len(counts) == 24                               # all 4! orders appear
+  chi2 = np.sum((counts - 2000) ** 2 / 2000)              # 23 dof: P(chi2 > 60) ~ 4e-5
+  assert chi2 < 60
 
 
 # ------------------------------------------------------------------ dropout
