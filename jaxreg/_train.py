@@ -323,6 +323,9 @@ _epoch_jit = jax.jit(_epoch_traced, static_argnums=(0, 1))
 
 
 # ------------------------------------------------------------ validation
+_finite_jit = jax.jit(lambda a: jnp.all(jnp.isfinite(a)))
+
+
 def check_data(model: MLP, data, argname: str, dtype) -> tuple[Array, Array]:
   """``(x, t)`` checked where it enters: a pair, shapes, real dtypes, all finite.
 
@@ -335,30 +338,34 @@ def check_data(model: MLP, data, argname: str, dtype) -> tuple[Array, Array]:
                     + (f" of length {len(data)}" if isinstance(data, (tuple, list)) else "") + ".")
   out = []
   for name, v in zip(("x", "t"), data):
-    a = np.asarray(v)
-    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)
-            or a.dtype == np.bool_):
+    a = v if isinstance(v, (jax.Array, np.ndarray)) else np.asarray(v)
+    dt = np.dtype(a.dtype)
+    if not (np.issubdtype(dt, np.floating) or np.issubdtype(dt, np.integer) or dt == np.bool_):
       raise TypeError(f"`{argname}` {name} must be a real (float, int or bool) array, "
-                      f"got dtype {a.dtype}.")
+                      f"got dtype {dt}.")
     out.append(a)
   x, t = out
   n_in, n_out = model.sizes[0], model.sizes[-1]
   if x.ndim != 2 or x.shape[1] != n_in:
     raise ValueError(f"`{argname}` x must have shape (n, {n_in}) for the MLP with sizes "
-                     f"{model.sizes}, got {x.shape}.")
-  if t.shape != (x.shape[0], n_out):
+                     f"{model.sizes}, got {tuple(x.shape)}.")
+  if tuple(t.shape) != (x.shape[0], n_out):
     hint = ""
-    if t.shape == (x.shape[0],) and n_out > 1:
+    if tuple(t.shape) == (x.shape[0],) and n_out > 1:
       hint = f" Integer labels must be one-hot encoded: jax.nn.one_hot(t, {n_out})."
-    elif t.shape == (x.shape[0],):
+    elif tuple(t.shape) == (x.shape[0],):
       hint = " Add the output axis: t[:, None]."
     raise ValueError(f"`{argname}` t must have shape ({x.shape[0]}, {n_out}) (one row per row "
-                     f"of x, like the output), got {t.shape}.{hint}")
+                     f"of x, like the output), got {tuple(t.shape)}.{hint}")
   if x.shape[0] == 0:
     raise ValueError(f"`{argname}` is empty (0 samples).")
   for name, a in (("x", x), ("t", t)):
-    bad = ~np.isfinite(a) if np.issubdtype(a.dtype, np.floating) else None
-    if bad is not None and bad.any():
+    if not np.issubdtype(np.dtype(a.dtype), np.floating):
+      continue
+    if isinstance(a, jax.Array) and bool(_finite_jit(a)):
+      continue  # checked on the device, without a copy to the host
+    bad = ~np.isfinite(np.asarray(a))
+    if bad.any():
       rows = np.unique(np.nonzero(bad)[0])
       raise ValueError(
           f"`{argname}` {name} has {int(bad.sum())} non-finite values (NaN or inf) in "
