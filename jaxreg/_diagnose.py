@@ -227,6 +227,10 @@ def diagnose(u, r, rtol, atol, floor, *, patterns=(), theta=None, theta_name="θ
   if bool(s["u_zero"]):
     return "yours is zero everywhere (a dropped term?)"
   if res < 1e-6 and math.isfinite(c):
+    if abs(c - 1) < 1e-6:
+      return ("yours agrees with the reference to rounding level only (relative differences "
+              "near rtol): an ill-conditioned but correct formula (e.g. 1 − tanh² at saturation) "
+              "would do this; pass a looser rtol if so")
     return _factor_text(c, batch_sizes)
   if "transpose" in s and float(s["transpose"]) <= rtol:
     return "yours equals the transpose of the reference: a transposed or swapped matrix"

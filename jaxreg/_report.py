@@ -90,8 +90,8 @@ class Referee:
   """Independent directional finite-difference check of the reference gradient.
 
   Attributes:
-    verdict: ``"ok"``, ``"kink"`` (a direction straddled a kink and the
-      reference lies between the one-sided differences), ``"wrong"`` (autodiff
+    verdict: ``"ok"``, ``"kink"`` (some direction straddled a kink, where
+      finite differences cannot judge autodiff; none found it wrong), ``"wrong"`` (autodiff
       of the loss disagrees with finite differences: e.g. a wrong
       ``custom_vjp``) or ``"skipped"``.
     directions: number of random directions probed.

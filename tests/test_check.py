@@ -18,7 +18,7 @@ import _check_seeds as seeds
 def test_s0_2_chain_rule_is_correct(key):
   p, x1, t = seeds.s0_data()
   r = jaxreg.check(seeds.s0_derivation, seeds.s0_loss, p, x1, t)
-  assert r.ok, r
+  assert r.ok, str(r)
   assert [row.name for row in r.rows] == [
       "y", "x3", "x2", "params['A']", "params['B']", "params['C']", "params['D']"]
   assert all(row.verdict == "ok" for row in r.rows)
@@ -30,7 +30,7 @@ def test_s0_2_chain_rule_is_correct(key):
 def test_s0_4_l1_activity_term_is_correct(key):
   p, x1, t = seeds.s0_data()
   r = jaxreg.check(seeds.s0_derivation, seeds.s0_loss, p, x1, t, lam=0.01)
-  assert r.ok, r
+  assert r.ok, str(r)
   assert r.verdicts()["x2"] == "ok"
 
 
@@ -109,7 +109,7 @@ def mlp():
 def test_mlp_derivation_correct(mlp):
   p, x, t = mlp
   r = jaxreg.check(seeds.mlp_derivation, seeds.mlp_loss, p, x, t)
-  assert r.ok, r
+  assert r.ok, str(r)
   assert [row.name for row in r.rows][:5] == ["y", "a2", "z2", "a1", "z1"]
   assert [row.name for row in r.rows][5:7] == ["params[0]['b']", "params[0]['w']"]
 
@@ -176,7 +176,7 @@ def test_params_only_derivation_with_model_backprop(key):
   x = jax.random.normal(key, (5, 4))
   t = jax.random.normal(jax.random.key(1), (5, 3))
   r = jaxreg.check(model.backprop, model.loss, params, x, t)
-  assert r.ok, r
+  assert r.ok, str(r)
   assert [row.name for row in r.rows] == ["params[0]['b']", "params[0]['w']",
                                           "params[1]['b']", "params[1]['w']"]
   # a model whose backprop forgets the kernel penalty
@@ -205,7 +205,7 @@ def test_report_dict_is_json_and_str_has_table(mlp):
 def test_float32_correct_derivation_passes(key):
   p, x, t = seeds.mlp_data(1, dtype=np.float32)
   r = jaxreg.check(seeds.mlp_derivation, seeds.mlp_loss, p, x, t, act="tanh")
-  assert r.ok, r
+  assert r.ok, str(r)
   assert r.dtype == "float32" and r.rtol == 1e-4
 
 
