@@ -112,10 +112,10 @@ def _run_one(model, st, epochs, patience, hyper, key, x, t, xv, tv):
   return out, hist
 
 
-def _run_many(model, st, epochs, patience, hyper, keys, x, t, xv, tv):
+def _run_many(model, st, epochs, patience, hyper, seeds, x, t, xv, tv):
   TRACES["train_many"] += 1
-  run = lambda h, k: _run_one(model, st, epochs, patience, h, k, x, t, xv, tv)  # noqa: E731
-  return jax.vmap(run)(hyper, keys)
+  run = lambda h, s: _run_one(model, st, epochs, patience, h, jax.random.key(s), x, t, xv, tv)  # noqa: E731
+  return jax.vmap(run)(hyper, seeds)
 
 
 _run_many_jit = jax.jit(_run_many, static_argnums=(0, 1, 2, 3))
@@ -177,8 +177,10 @@ def train_many(model: MLP, train_data, config: TrainConfig, *, seeds: Sequence[i
   grid_shape = tuple(len(v) for v in grid.values())
   n_points = math.prod(grid_shape)
   hyper = _hyper_table(model, config, grid, len(seeds), dtype)
-  keys = jax.vmap(jax.random.key)(jnp.asarray(np.tile(np.asarray(seeds), n_points)))
-  params, hist = _run_many_jit(model, st, config.epochs, config.patience, hyper, keys, x, t, xv, tv)
+  member_seeds = np.tile(np.asarray(seeds, np.int64 if jax.config.jax_enable_x64 else np.int32),
+                         n_points)
+  params, hist = _run_many_jit(model, st, config.epochs, config.patience, hyper, member_seeds,
+                               x, t, xv, tv)
   lead = grid_shape + (len(seeds),)
   reshape = lambda a: np.asarray(a).reshape(lead + a.shape[1:])  # noqa: E731
   params = jax.tree.map(lambda a: a.reshape(lead + a.shape[1:]), params)
