@@ -254,10 +254,11 @@ def check(derivation: Callable, loss: Callable, params: Any, *args,
       of the reference gradient (0 to skip).
     max_probes: most elements of one row probed for kinks.
     max_probes_total: most elements probed for kinks in one check.
-    jit: trace the loss and the derivation together into one compiled,
-      cached function (falling back to running the derivation eagerly when
-      it cannot be traced). ``False`` runs the derivation eagerly always;
-      use it for derivations that read mutable globals.
+    jit: compile the derivation together with the comparison, and cache
+      compiled functions per (function, argument shapes) — the derivation runs
+      eagerly when it cannot be traced. ``False`` runs the derivation eagerly
+      and caches nothing (the reference is still compiled, afresh); use it for
+      functions that read mutable globals.
     seed: seed of the referee's random directions.
     **kwargs: keyword arguments of both functions.
 
@@ -309,11 +310,17 @@ def check(derivation: Callable, loss: Callable, params: Any, *args,
   key = None if spec is None or not jit else ("reference", loss, spec, n_dirs)
   try:
     ref_fn, holder = _check_ref.cached(
-        key, lambda: _check_ref.make_reference(loss, split, n_dirs, False, jit=jit))
+        key, lambda: _check_ref.make_reference(loss, split, n_dirs, False))
     ref = ref_fn(params, split.dyn, rkey)
   except _check_ref.TRACE_ERRORS:
     ref_fn, holder = _check_ref.make_reference(loss, split, n_dirs, True, jit=False)
-    ref = ref_fn(params, split.dyn, rkey)
+    try:
+      ref = ref_fn(params, split.dyn, rkey)
+    except _check_ref.TRACE_ERRORS as e:
+      raise TypeError(
+          "check: jax.grad cannot differentiate `loss`: it needs concrete values (float(), "
+          "int(), .item() or NumPy on a traced array), which autodiff does not provide. "
+          f"Write it with jnp operations. JAX said: {str(e).splitlines()[0]}") from e
     eager = True
   order, specs = list(holder.order), dict(holder.specs)
   grads = {"g_params": ref["g_params"], "g_taps": ref["g_taps"]}
