@@ -112,7 +112,8 @@ def check_identity(f: Callable, g: Callable, *, domain: tuple[float, float],
     row.worst_user, row.worst_ref = float(u_w), float(r_w)
     mism_idx = np.nonzero(_mismatch_mask(u, r, rt, at, fl))[0]
     if row.name == "derivative":
-      if _all_kinks(f, g, xs_np[mism_idx], dtype, rt, fl, np.asarray(r)):
+      if _all_kinks(f, g, xs_np[mism_idx], dtype, rt, fl, np.asarray(r),
+                    np.asarray(u, np.float64)[mism_idx], np.asarray(r, np.float64)[mism_idx]):
         row.verdict = "kink"
         row.n_kink = row.n_mismatch
         pts = ", ".join(f"{x:g}" for x in xs_np[mism_idx][:5])
@@ -149,7 +150,9 @@ def _mismatch_mask(u, r, rt, at, fl):
   return (rel > rt) & (err > at) | np.isnan(err)
 
 
-def _all_kinks(f, g, pts, dtype, rt, fl, r_all) -> bool:
+def _all_kinks(f, g, pts, dtype, rt, fl, r_all, d_g, d_f) -> bool:
+  """Whether at every point f and g have the same one-sided derivatives, these jump (a kink),
+  and both autodiff derivatives ``d_f``, ``d_g`` lie between them (valid subgradients)."""
   if pts.size == 0 or pts.size > 256:
     return False
   x = jnp.asarray(pts, dtype)
@@ -166,4 +169,6 @@ def _all_kinks(f, g, pts, dtype, rt, fl, r_all) -> bool:
   m = fm + gm + rt * max(fl * scale, 1e-300) + 1e-12 * np.maximum(np.abs(ff), np.abs(fb))
   same_sides = (np.abs(ff - gf) <= m) & (np.abs(fb - gb) <= m)
   jump = np.abs(ff - fb) > 4 * m
-  return bool(np.all(same_sides & jump))
+  lo, hi = np.minimum(ff, fb) - m, np.maximum(ff, fb) + m
+  inside = (lo <= d_f) & (d_f <= hi) & (lo <= d_g) & (d_g <= hi)
+  return bool(np.all(same_sides & jump & inside))
