@@ -112,14 +112,18 @@ def check_identity(f: Callable, g: Callable, *, domain: tuple[float, float],
     row.worst_user, row.worst_ref = float(u_w), float(r_w)
     mism_idx = np.nonzero(_mismatch_mask(u, r, rt, at, fl))[0]
     if row.name == "derivative":
-      if _all_kinks(f, g, xs_np[mism_idx], dtype, rt, fl, np.asarray(r),
-                    np.asarray(u, np.float64)[mism_idx], np.asarray(r, np.float64)[mism_idx]):
+      kinks, outside = _all_kinks(f, g, xs_np[mism_idx], dtype, rt, fl, np.asarray(r),
+                                  np.asarray(u, np.float64)[mism_idx],
+                                  np.asarray(r, np.float64)[mism_idx])
+      if kinks:
         row.verdict = "kink"
         row.n_kink = row.n_mismatch
         pts = ", ".join(f"{x:g}" for x in xs_np[mism_idx][:5])
         row.note = (f"{row.n_kink} point(s) (x = {pts}{', …' if len(mism_idx) > 5 else ''}) are kinks "
                     f"where {fn_} and {gn_} have the same one-sided derivatives; autodiff picks a "
                     "different value for each there")
+        if outside:
+          row.note += "; " + outside
         continue
     row.diagnosis = _diagnose.diagnose(u, r, rt, at, fl, patterns=[("x", xs)], activation_hint=False)
     row.note = f"worst at x = {xs_np[int(worst)]:g}: {gn_} gives {float(u_w):.6g}, {fn_} gives {float(r_w):.6g}"
@@ -151,10 +155,11 @@ def _mismatch_mask(u, r, rt, at, fl):
 
 
 def _all_kinks(f, g, pts, dtype, rt, fl, r_all, d_g, d_f) -> bool:
-  """Whether at every point f and g have the same one-sided derivatives, these jump (a kink),
-  and both autodiff derivatives ``d_f``, ``d_g`` lie between them (valid subgradients)."""
+  """``(kinks, remark)``: whether at every point f and g have the same one-sided derivatives
+  and these jump (a kink); ``remark`` names points where an autodiff derivative ``d_f`` or
+  ``d_g`` lies outside the one-sided interval (composed conventions, not a subgradient)."""
   if pts.size == 0 or pts.size > 256:
-    return False
+    return False, ""
   x = jnp.asarray(pts, dtype)
   eps_rel = float(jnp.finfo(dtype).eps)
   h = (1e-6 if dtype == jnp.float64 else 3e-3) * np.maximum(np.abs(pts), 1.0)
@@ -170,5 +175,11 @@ def _all_kinks(f, g, pts, dtype, rt, fl, r_all, d_g, d_f) -> bool:
   same_sides = (np.abs(ff - gf) <= m) & (np.abs(fb - gb) <= m)
   jump = np.abs(ff - fb) > 4 * m
   lo, hi = np.minimum(ff, fb) - m, np.maximum(ff, fb) + m
-  inside = (lo <= d_f) & (d_f <= hi) & (lo <= d_g) & (d_g <= hi)
-  return bool(np.all(same_sides & jump & inside))
+  remark = []
+  for name, d in (("f", d_f), ("g", d_g)):
+    out = ~((lo <= d) & (d <= hi))
+    for k in np.nonzero(out)[0][:3]:
+      remark.append(f"autodiff's {name}'({pts[k]:g}) = {d[k]:.6g} lies outside the one-sided "
+                    f"derivatives [{min(ff[k], fb[k]):.6g}, {max(ff[k], fb[k]):.6g}] "
+                    "(composed kink conventions, not a subgradient)")
+  return bool(np.all(same_sides & jump)), "; ".join(remark)
