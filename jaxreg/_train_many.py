@@ -1,7 +1,7 @@
 """`train_many`: seeds × a hyperparameter grid, trained in one compiled call (S4.8).
 
 Contract: the member for grid point ``g`` and seed ``s`` runs the very epoch
-function of :func:`jaxreg.train` (``jaxreg._train.epoch_fn``), so it equals::
+function of :func:`jaxreg.train` (``jaxreg._epoch.epoch_fn``), so it equals::
 
     jaxreg.train(model, model.init(jax.random.key(s), dtype), train_data,
                  config.replace(seed=s, **grid_point), val_data=val_data)
@@ -24,9 +24,10 @@ import numpy as np
 
 from jaxreg._config import GRID_KEYS, TrainConfig
 from jaxreg._mlp import MLP
+from jaxreg import _epoch
 from jaxreg import _train
 
-TRACES = _train.TRACES
+TRACES = _epoch.TRACES
 
 
 def _check_seeds(seeds) -> tuple[int, ...]:
@@ -70,28 +71,28 @@ def _check_grid(model: MLP, config: TrainConfig, grid) -> dict[str, tuple]:
   return out
 
 
-def _hyper_table(model: MLP, config: TrainConfig, grid: dict, n_seeds: int, dtype) -> _train.Hyper:
+def _hyper_table(model: MLP, config: TrainConfig, grid: dict, n_seeds: int, dtype) -> _epoch.Hyper:
   """Hyper with a leading member axis of size ``prod(grid_shape) * n_seeds`` (seeds fastest)."""
-  base = _train.make_hyper(model, config, dtype)
+  base = _epoch.make_hyper(model, config, dtype)
   points = list(itertools.product(*grid.values())) or [()]
-  cols = {f: [] for f in _train.Hyper._fields}
+  cols = {f: [] for f in _epoch.Hyper._fields}
   for point in points:
     values = dict(zip(grid, point))
-    for f in _train.Hyper._fields:
+    for f in _epoch.Hyper._fields:
       v = values.get(f, None)
       cols[f].append(np.asarray(v if v is not None else getattr(base, f), dtype))
-  return _train.Hyper(*(jnp.asarray(np.repeat(np.stack(cols[f]), n_seeds, axis=0))
-                        for f in _train.Hyper._fields))
+  return _epoch.Hyper(*(jnp.asarray(np.repeat(np.stack(cols[f]), n_seeds, axis=0))
+                        for f in _epoch.Hyper._fields))
 
 
 def _run_one(model, st, epochs, patience, hyper, key, x, t, xv, tv):
   dtype = x.dtype
   params = model.init(key, dtype)
-  state = _train.init_state(st, hyper, params)
+  state = _epoch.init_state(st, hyper, params)
 
   def body(carry, _):
     state, active = carry
-    new, metrics = _train.epoch_fn(model, st, hyper, state, key, x, t, xv, tv)
+    new, metrics = _epoch.epoch_fn(model, st, hyper, state, key, x, t, xv, tv)
     finite = metrics.pop("finite")
     # A stopped member keeps its state; a diverging epoch is not taken (as in train).
     state = jax.tree.map(lambda a, b: jnp.where(active & finite, a, b), new, state)
@@ -173,7 +174,7 @@ def train_many(model: MLP, train_data, config: TrainConfig, *, seeds: Sequence[i
   if config.patience is not None and not has_val:
     raise ValueError("train_many: early stopping (`config.patience`) needs `val_data`.")
   xv, tv = _train.check_data(model, val_data, "val_data", dtype) if has_val else (x[:1], t[:1])
-  st = _train.make_static(model, config, x.shape[0], has_val, swept=tuple(grid))
+  st = _epoch.make_static(model, config, x.shape[0], has_val, swept=tuple(grid))
   grid_shape = tuple(len(v) for v in grid.values())
   n_points = math.prod(grid_shape)
   hyper = _hyper_table(model, config, grid, len(seeds), dtype)

@@ -20,7 +20,9 @@ Prints, in one run (float32, CPU):
    hand-written ``jit(vmap(scan))``.
 
 Every figure is the median of ``--repeats`` timed runs after one untimed
-warm-up (compilation excluded). ``--quick`` shrinks everything for a smoke run.
+warm-up (compilation excluded); the candidates of one row are timed in
+interleaved rounds, so that load from other processes hits them alike.
+``--quick`` shrinks everything for a smoke run.
 
 Usage: python scripts/bench_train.py [--quick] [--repeats N]
 """
@@ -56,6 +58,19 @@ def median_time(fn, repeats=REPEATS):
     fn()
     times.append(time.perf_counter() - t0)
   return statistics.median(times)
+
+
+def compare(fns, repeats=REPEATS):
+  """Median seconds of each function, timed in interleaved rounds (the machine is shared)."""
+  for fn in fns.values():
+    fn()  # warm-up (compiles)
+  times = {k: [] for k in fns}
+  for _ in range(repeats):
+    for k, fn in fns.items():
+      t0 = time.perf_counter()
+      fn()
+      times[k].append(time.perf_counter() - t0)
+  return {k: statistics.median(v) for k, v in times.items()}
 
 
 def data(n, sizes, seed=0):
@@ -221,15 +236,22 @@ except ImportError:
   HAVE_TORCH = False
 
 
-def matmul_peak():
-  """float32 GFLOP/s of a square matmul: the best of jitted JAX and NumPy."""
-  n = 512 if QUICK else 2048
-  a = np.random.default_rng(0).normal(size=(n, n)).astype(DTYPE)
-  aj = jnp.asarray(a)
-  f = jax.jit(lambda u: u @ u)
-  tj = median_time(lambda: f(aj).block_until_ready(), repeats=max(REPEATS, 3))
-  tn = median_time(lambda: a @ a, repeats=max(REPEATS, 3))
-  return 2 * n ** 3 / min(tj, tn) / 1e9
+MATMUL_N = 512 if QUICK else 2048
+_a = np.random.default_rng(0).normal(size=(MATMUL_N, MATMUL_N)).astype(DTYPE)
+_aj = jnp.asarray(_a)
+_mm = jax.jit(lambda u: u @ u)
+
+
+def matmul_jax():
+  _mm(_aj).block_until_ready()
+
+
+def matmul_numpy():
+  _a @ _a  # pylint: disable=pointless-statement
+
+
+def gflops(seconds):
+  return 2 * MATMUL_N ** 3 / seconds / 1e9
 
 
 def flops_per_sample(sizes):
@@ -247,11 +269,13 @@ PER_SAMPLE_N = 2_000 if not QUICK else 200
 print(f"jax {jax.__version__}, optax {optax.__version__}, numpy {np.__version__}, "
       f"backend {jax.default_backend()}, float32, medians of {REPEATS} after a warm-up"
       + (", torch " + __import__("torch").__version__ if HAVE_TORCH else ", torch not installed"))
-peak = matmul_peak()
-print(f"float32 matmul peak here: {peak:.1f} GFLOP/s")
+t = compare({"jax": matmul_jax, "numpy": matmul_numpy}, repeats=max(REPEATS, 3))
+peak = max(gflops(v) for v in t.values())
+print(f"float32 matmul peak at the start ({MATMUL_N}x{MATMUL_N}, best of jitted JAX and NumPy): "
+      f"{peak:.1f} GFLOP/s")
 print()
-head = (f"{'model':<18}{'batch':>6}  {'jaxreg.train':>13}  {'(a) JAX scan':>13}  "
-        f"{'(b) NumPy vec':>13}  {'(c) NumPy/sample':>16}  {'(d) torch':>10}")
+head = (f"{'model':<18}{'batch':>6}  {'jaxreg.train':>13}  {'(a) JAX scan':>15}  "
+        f"{'(b) NumPy vec':>15}  {'(c) NumPy/sample':>16}  {'(d) torch':>15}")
 print("samples/s (ratio = jaxreg / baseline)")
 print(head)
 print("-" * len(head))
@@ -259,31 +283,42 @@ results = {}
 for sizes, batch, n, epochs in CASES:
   x, t = data(n, sizes)
   samples = epochs * (n // batch) * batch
-  row = {}
-  row["jaxreg"] = samples / median_time(run_jaxreg(sizes, x, t, batch, epochs))
-  row["jax"] = samples / median_time(run_jax_scan(sizes, x, t, batch, epochs))
-  row["numpy"] = samples / median_time(run_numpy(sizes, x, t, batch, epochs))
+  fns = {"jaxreg": run_jaxreg(sizes, x, t, batch, epochs),
+         "jax": run_jax_scan(sizes, x, t, batch, epochs),
+         "numpy": run_numpy(sizes, x, t, batch, epochs)}
+  work = {k: samples for k in fns}
   if sizes[0] < 500:
     m = PER_SAMPLE_N
-    row["per_sample"] = (m // batch) * batch / median_time(
-        run_numpy_per_sample(sizes, x[:m], t[:m], batch, 1), repeats=1)
+    fns["per_sample"] = run_numpy_per_sample(sizes, x[:m], t[:m], batch, 1)
+    work["per_sample"] = (m // batch) * batch
   if HAVE_TORCH:
-    row["torch"] = samples / median_time(run_torch(sizes, x, t, batch, epochs))
+    fns["torch"] = run_torch(sizes, x, t, batch, epochs)
+    work["torch"] = samples
+  if sizes[0] > 500:  # the peak, measured in the same rounds as this case
+    fns["peak_jax"], fns["peak_numpy"] = matmul_jax, matmul_numpy
+  secs = compare(fns)
+  row = {k: work[k] / secs[k] for k in work}
+  if sizes[0] > 500:
+    row["peak"] = max(gflops(secs["peak_jax"]), gflops(secs["peak_numpy"]))
   results[(sizes, batch)] = row
   name = "-".join(map(str, sizes))
   cell = lambda k: (f"{row[k]:>9,.0f}" if k in row else f"{'—':>9}")  # noqa: E731
-  ratio = lambda k: (f" {row['jaxreg'] / row[k]:4.2f}x" if k in row else "      ")  # noqa: E731
+  ratio = lambda k: (f" {row['jaxreg'] / row[k]:5.2f}x" if k in row else "       ")  # noqa: E731
   print(f"{name:<18}{batch:>6}  {row['jaxreg']:>13,.0f}  {cell('jax')}{ratio('jax')}"
-        f"{cell('numpy')}{ratio('numpy')}  {cell('per_sample')}{ratio('per_sample')}"
+        f"  {cell('numpy')}{ratio('numpy')}  {cell('per_sample')}{ratio('per_sample')}"
         f"  {cell('torch')}{ratio('torch')}")
 
 sizes = (784, 512, 512, 10)
 fps = flops_per_sample(sizes)
+peak = results[(sizes, 1024)]["peak"]
 print()
-print(f"784-512-512-10 batch 1024: {fps:,} matmul FLOPs/sample")
-for k, label in (("jaxreg", "jaxreg.train"), ("jax", "(a) JAX scan"), ("numpy", "(b) NumPy vec")):
-  g = results[(sizes, 1024)][k] * fps / 1e9
-  print(f"  {label:<14} {g:7.1f} GFLOP/s = {g / peak:5.1%} of the measured peak")
+print(f"784-512-512-10 batch 1024: {fps:,} matmul FLOPs/sample; float32 matmul peak measured "
+      f"in the same rounds: {peak:.1f} GFLOP/s")
+for k, label in (("jaxreg", "jaxreg.train"), ("jax", "(a) JAX scan"), ("numpy", "(b) NumPy vec"),
+                 ("torch", "(d) torch")):
+  if k in results[(sizes, 1024)]:
+    g = results[(sizes, 1024)][k] * fps / 1e9
+    print(f"  {label:<14} {g:7.1f} GFLOP/s = {g / peak:5.1%} of the measured peak")
 
 # ----------------------------------------------------------------------------- part 3
 def circle(n=500, seed=0):
@@ -347,7 +382,7 @@ print(f"train_many: Playground nets 2-3-3-1 tanh, batch {PG_BATCH}, 250 training
       f"{PG_EPOCHS} epochs; nets×epochs/s")
 print(f"{'nets':>6}  {'jaxreg.train_many':>18}  {'plain jit(vmap(scan))':>22}  {'ratio':>6}")
 for n_nets in ((1, 10, 100) if QUICK else (1, 10, 100, 1000)):
-  tm = median_time(jaxreg_many(n_nets))
-  tp = median_time(plain_vmap_scan(n_nets))
+  secs = compare({"jaxreg": jaxreg_many(n_nets), "plain": plain_vmap_scan(n_nets)})
+  tm, tp = secs["jaxreg"], secs["plain"]
   a, b = n_nets * PG_EPOCHS / tm, n_nets * PG_EPOCHS / tp
   print(f"{n_nets:>6}  {a:>18,.0f}  {b:>22,.0f}  {a / b:5.2f}x")

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import jaxreg
-from jaxreg import _train
+from jaxreg import _epoch
 from jaxreg import optim
 
 
@@ -34,14 +34,14 @@ def test_same_seed_bit_identical_and_second_call_does_not_recompile():
                            noise_std=0.1, weight_decay=1e-3, seed=3)
   p0 = CLS.init(jax.random.key(0))
   pa, ha = jaxreg.train(CLS, p0, (x, t), cfg, val_data=(x, t))
-  traces = _train.TRACES["train_epoch"]
+  traces = _epoch.TRACES["train_epoch"]
   pb, hb = jaxreg.train(CLS, p0, (x, t), cfg, val_data=(x, t))
   assert _leaves_equal(pa, pb)
   assert all(np.array_equal(ha[k], hb[k]) for k in ha)
   # Other seed and numeric hyperparameters: different result, same compiled epoch.
   pc, _ = jaxreg.train(CLS, p0, (x, t), cfg.replace(seed=4, learning_rate=0.2, noise_std=0.05,
                                                     keep_prob=(0.8, 0.6)), val_data=(x, t))
-  assert _train.TRACES["train_epoch"] == traces
+  assert _epoch.TRACES["train_epoch"] == traces
   assert not _leaves_equal(pa, pc)
   # Classification metrics, in prediction mode on the final parameters.
   assert set(ha) == {"train_loss", "val_loss", "train_acc", "val_acc", "best_epoch"}
@@ -64,7 +64,7 @@ def test_train_equals_a_manual_optax_loop_with_the_documented_shuffle():
                    optim.l1_sign(0.002), optax.sgd(0.2))
   params, opt_state, means = p0, tx.init(p0), []
   for e in range(2):
-    perm, _ = _train.epoch_randomness(jax.random.key(7), e, 23, 4)
+    perm, _ = _epoch.epoch_randomness(jax.random.key(7), e, 23, 4)
     perm = np.asarray(perm)[:20].reshape(4, 5)  # 3 samples left out
     losses = []
     for idx in perm:
@@ -96,14 +96,14 @@ def test_proximal_l1_in_train_gives_exact_zeros_where_sign_rule_oscillates():
 
 @pytest.mark.parametrize("n", [1, 5, 23, 1025, 70_000])
 def test_shuffle_is_a_permutation(n):
-  perm = np.asarray(_train.shuffle(jax.random.key(n), n))
+  perm = np.asarray(_epoch.shuffle(jax.random.key(n), n))
   np.testing.assert_array_equal(np.sort(perm), np.arange(n))
   if n > 100:
     assert np.mean(perm == np.arange(n)) < 0.01
 
 
 def test_shuffle_is_uniform():
-  perms = np.asarray(jax.jit(jax.vmap(lambda k: _train.shuffle(k, 4)))(
+  perms = np.asarray(jax.jit(jax.vmap(lambda k: _epoch.shuffle(k, 4)))(
       jax.random.split(jax.random.key(0), 48_000)))
   codes = perms @ np.array([64, 16, 4, 1])
   counts = np.unique(codes, return_counts=True)[1]
@@ -118,9 +118,9 @@ def test_dropout_masks_have_the_keep_rates(mode):
   net = jaxreg.MLP((50, 40, 3), "relu")
   cfg = jaxreg.TrainConfig(learning_rate=0.1, batch_size=400, epochs=1, keep_prob=(0.8, 0.5),
                            dropout_mode=mode)
-  st = _train.make_static(net, cfg, 400, False)
-  hyper = _train.make_hyper(net, cfg, jnp.float64)
-  m0, m1 = _train.train_masks(jax.random.key(5), net, st, hyper, 400, jnp.float64)
+  st = _epoch.make_static(net, cfg, 400, False)
+  hyper = _epoch.make_hyper(net, cfg, jnp.float64)
+  m0, m1 = _epoch.train_masks(jax.random.key(5), net, st, hyper, 400, jnp.float64)
   for mask, p in ((m0, 0.8), (m1, 0.5)):
     mask = np.asarray(mask)
     kept = mask != 0
@@ -144,8 +144,8 @@ def test_the_two_dropout_flavours_give_the_same_expected_output():
   plain_mean = run(keep, 1.0).mean(0)
   cfg = jaxreg.TrainConfig(learning_rate=0.1, batch_size=1, epochs=1, keep_prob=(1.0, p),
                            dropout_mode="scale_at_test")
-  st = _train.make_static(net, cfg, 1, False)
-  scaled = net.apply(params, x, dropout_masks=_train.eval_masks(net, st, _train.make_hyper(
+  st = _epoch.make_static(net, cfg, 1, False)
+  scaled = net.apply(params, x, dropout_masks=_epoch.eval_masks(net, st, _epoch.make_hyper(
       net, cfg, jnp.float64)))
   full = net.apply(params, x)
   sd = float(jnp.abs(full).max()) / np.sqrt(draws)

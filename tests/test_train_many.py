@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jaxreg
-from jaxreg import _train
+from jaxreg import _epoch
 
 NET = jaxreg.MLP((2, 5, 3), "tanh", loss="softmax_cross_entropy")
 RNG = np.random.default_rng(0)
@@ -22,9 +22,9 @@ def test_each_member_equals_train_alone_and_the_call_compiles_once():
   grid = {"learning_rate": [0.2, 4.0], "keep_prob": [(0.95, 0.8), (0.9, 0.5)],
           "weight_decay": [0.0, 1e-3]}
   seeds = [3, 5]
-  before = _train.TRACES["train_many"]
+  before = _epoch.TRACES["train_many"]
   params, hist = jaxreg.train_many(NET, (X, T), cfg, seeds=seeds, grid=grid, val_data=(XV, TV))
-  assert _train.TRACES["train_many"] == before + 1
+  assert _epoch.TRACES["train_many"] == before + 1
   assert params[0]["w"].shape == (2, 2, 2, 2, 2, 5)
   assert hist["val_loss"].shape == (2, 2, 2, 2, 5) and hist["best_epoch"].shape == (2, 2, 2, 2)
   stopped_early = 0
@@ -50,7 +50,7 @@ def test_each_member_equals_train_alone_and_the_call_compiles_once():
   grid2 = {"learning_rate": [0.1, 0.5], "keep_prob": [(1.0, 0.7), (0.8, 0.6)],
            "weight_decay": [0.1, 0.2]}
   p2, _ = jaxreg.train_many(NET, (X, T), cfg, seeds=[1, 2], grid=grid2, val_data=(XV, TV))
-  assert _train.TRACES["train_many"] == before + 1
+  assert _epoch.TRACES["train_many"] == before + 1
   assert not np.allclose(p2[0]["w"], params[0]["w"])
 
 
