@@ -280,11 +280,10 @@ def _s0_6_report():
   r = jaxreg.check(s0_6_claimed, _leaky_loss, p, x1, t)
   e = s0_6_errors()
   r.notes.append(
-      f"measured on 124-100-10, m = 64, alpha = {ALPHA} ({100 * e['negative_fraction']:.0f}% of "
-      f"x2 < 0; y changes by {e['y_change']:.2e} relative): relative error of the claimed "
-      f"change ΔA {e['delta_A']:.3g}, ΔB {e['delta_B']:.3g}, ΔC {e['delta_C']:.3g} (claimed 0), "
-      f"ΔD {e['delta_D']:.3g} (claimed 0); of the whole claimed LeakyReLU gradient "
-      f"{e['total']:.2e}")
+      f"measured (124-100-10, m = 64, α = {ALPHA}; {100 * e['negative_fraction']:.0f}% of x2 < 0; "
+      f"y changes by {e['y_change']:.2e} relative): relative error of the whole claimed "
+      f"LeakyReLU gradient {e['total']:.2e}; of the claimed change itself ΔA {e['delta_A']:.3g}, "
+      f"ΔB {e['delta_B']:.3g}, ΔC {e['delta_C']:.3g} (claimed 0), ΔD {e['delta_D']:.3g} (claimed 0)")
   return r
 
 
@@ -375,6 +374,12 @@ def _s0_8_report():
 
 
 # ----------------------------------------------------------------- the cases
+EXACTNESS = (
+    "It is exact when the leak changes neither y nor ∂L/∂C — α·min(x2, 0) @ C = 0 (y "
+    "unchanged: then ∂L/∂y, ∂L/∂A, ∂L/∂B, ∂L/∂D are exact) and α·min(x2, 0)ᵀ(y − t) = 0 "
+    "(∂L/∂C unchanged) — and generically only then; for every batch both hold only when no "
+    "pre-activation is negative, and then the claimed Δ is itself 0.")
+
 _KINK = "H(0) = 1 against jax.nn.relu's relu'(0) = 0: another valid one-sided derivative"
 
 CHECKS = [
@@ -420,7 +425,7 @@ CHECKS = [
                 "Δ∂L/∂B = (t−y)·C·α(H(x2)−1), Δ∂L/∂C = Δ∂L/∂D = 0",
                 run=_s0_6_report, expect="wrong", expect_first_wrong="y",
                 note="the source holds y fixed, but y = C·leaky(x2) + D itself changes when "
-                "negative pre-activations leak; so ∂L/∂y is the first wrong step"),
+                "negative pre-activations leak; so ∂L/∂y is the first wrong step. " + EXACTNESS),
     jaxreg.Case("s0_6_exact_without_negative_preactivations", "S0.6",
                 "the same claim when no pre-activation is negative",
                 run=_s0_6_no_negative,
@@ -442,8 +447,3 @@ CHECKS = [
                 note="leaky'(x) = 1 for x > 0, exactly as relu'; the change comes from the "
                 "leaking negative side, not a (1+α) factor per layer"),
 ]
-
-EXACTNESS = (
-    "The claimed change is exact iff the leak changes neither y nor ∂L/∂C: "
-    "α·min(x2, 0) @ C = 0 (y unchanged) and α·min(x2, 0)ᵀ(y − t) = 0; generically both "
-    "hold only when no pre-activation is negative, and then the claimed Δ is 0 itself.")

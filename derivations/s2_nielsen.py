@@ -104,7 +104,9 @@ def l2_gradient_library(p, x, t):
 def update_mini_batch(x, t):
   """network2.py's update_mini_batch for L2, as a rule (params, grads) -> params:
   per-sample backprop summed over the minibatch (the given grads are not used),
-  then w → (1 − ηλ/n) w − (η/m) Σ nabla_w, b → b − (η/m) Σ nabla_b."""
+  then w → (1 − ηλ/n) w − (η/m) Σ nabla_w, b → b − (η/m) Σ nabla_b. Jitted: the
+  Python loop over samples is unrolled once at trace time."""
+  @jax.jit
   def rule(p, grads):
     del grads
     m = x.shape[0]
@@ -131,8 +133,9 @@ def sgd_on_autodiff_l1(p, g):
           for layer, gl, pw in zip(p, g, pen)]
 
 
+@jax.jit
 def _data_grads(p, x, t):
-  return jax.grad(lambda q: cost0(q, x, t))(p)    # the minibatch-mean ∂C0/∂θ
+  return jax.grad(cost0)(p, x, t)                 # the minibatch-mean ∂C0/∂θ
 
 
 def _s2_2(mask=jaxreg.optim.kernels_only):
