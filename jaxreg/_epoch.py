@@ -289,11 +289,17 @@ def _step_fn(model: MLP, st: Static, hyper: Hyper, tx, x, t):
   return step, per_step_rng
 
 
-def epoch_fn(model: MLP, st: Static, hyper: Hyper, state: TrainState, base_key, x, t, xv, tv):
-  """One epoch (pure): returns ``(new_state, metrics)``; ``metrics["finite"]`` is a bool."""
+def epoch_fn(model: MLP, st: Static, hyper: Hyper, state: TrainState, base_key, x, t, xv, tv,
+             epoch=None):
+  """One epoch (pure): returns ``(new_state, metrics)``; ``metrics["finite"]`` is a bool.
+
+  ``epoch`` (default ``state.epoch``) selects the epoch's randomness; train_many
+  passes its scan counter so that the shuffle is computed once per seed, not
+  once per grid point.
+  """
   n = x.shape[0]
   B, nb = st.batch_size, st.n_batches
-  perm, step_keys = epoch_randomness(base_key, state.epoch, n, nb)
+  perm, step_keys = epoch_randomness(base_key, state.epoch if epoch is None else epoch, n, nb)
   perm = perm[:nb * B].reshape(nb, B)
   tx = make_tx(st, hyper)
   treedef = jax.tree.structure(jax.eval_shape(tx.init, state.params))

@@ -71,8 +71,8 @@ def _check_grid(model: MLP, config: TrainConfig, grid) -> dict[str, tuple]:
   return out
 
 
-def _hyper_table(model: MLP, config: TrainConfig, grid: dict, n_seeds: int, dtype) -> _epoch.Hyper:
-  """Hyper with a leading member axis of size ``prod(grid_shape) * n_seeds`` (seeds fastest)."""
+def _hyper_table(model: MLP, config: TrainConfig, grid: dict, dtype) -> _epoch.Hyper:
+  """Hyper with a leading axis of size ``prod(grid_shape)`` (C order over the grid)."""
   base = _epoch.make_hyper(model, config, dtype)
   points = list(itertools.product(*grid.values())) or [()]
   cols = {f: [] for f in _epoch.Hyper._fields}
@@ -81,8 +81,7 @@ def _hyper_table(model: MLP, config: TrainConfig, grid: dict, n_seeds: int, dtyp
     for f in _epoch.Hyper._fields:
       v = values.get(f, None)
       cols[f].append(np.asarray(v if v is not None else getattr(base, f), dtype))
-  return _epoch.Hyper(*(jnp.asarray(np.repeat(np.stack(cols[f]), n_seeds, axis=0))
-                        for f in _epoch.Hyper._fields))
+  return _epoch.Hyper(*(jnp.asarray(np.stack(cols[f])) for f in _epoch.Hyper._fields))
 
 
 def _run_one(model, st, epochs, patience, hyper, key, x, t, xv, tv):
@@ -90,9 +89,9 @@ def _run_one(model, st, epochs, patience, hyper, key, x, t, xv, tv):
   params = model.init(key, dtype)
   state = _epoch.init_state(st, hyper, params)
 
-  def body(carry, _):
+  def body(carry, epoch):
     state, active = carry
-    new, metrics = _epoch.epoch_fn(model, st, hyper, state, key, x, t, xv, tv)
+    new, metrics = _epoch.epoch_fn(model, st, hyper, state, key, x, t, xv, tv, epoch=epoch)
     finite = metrics.pop("finite")
     # A stopped member keeps its state; a diverging epoch is not taken (as in train).
     state = jax.tree.map(lambda a, b: jnp.where(active & finite, a, b), new, state)
@@ -103,7 +102,8 @@ def _run_one(model, st, epochs, patience, hyper, key, x, t, xv, tv):
       stop = stop | (new.bad_epochs >= patience)
     return (state, active & ~stop), (metrics, diverged)
 
-  (state, _), (hist, diverged) = jax.lax.scan(body, (state, jnp.asarray(True)), None, length=epochs)
+  (state, _), (hist, diverged) = jax.lax.scan(body, (state, jnp.asarray(True)),
+                                              jnp.arange(epochs, dtype=jnp.int32))
   out = state.params
   if st.track_best:
     out = jax.tree.map(lambda b, p: jnp.where(state.best_epoch >= 0, b, p), state.best_params, out)
@@ -114,9 +114,21 @@ def _run_one(model, st, epochs, patience, hyper, key, x, t, xv, tv):
 
 
 def _run_many(model, st, epochs, patience, hyper, seeds, x, t, xv, tv):
+  """Leaves ``(n_seeds, n_points, ...)``: seeds outside, grid inside.
+
+  Whatever depends on the seed only (init, shuffles, batches, dropout and noise
+  draws) is then computed once per seed and shared by that seed's grid points.
+  """
   TRACES["train_many"] += 1
-  run = lambda h, s: _run_one(model, st, epochs, patience, h, jax.random.key(s), x, t, xv, tv)  # noqa: E731
-  return jax.vmap(run)(hyper, seeds)
+
+  def per_seed(s):
+    key = jax.random.key(s)
+    run = lambda h: _run_one(model, st, epochs, patience, h, key, x, t, xv, tv)  # noqa: E731
+    if hyper.learning_rate.shape[0] == 1:  # no grid: no size-1 batch axis in every op
+      return jax.tree.map(lambda a: a[None], run(jax.tree.map(lambda a: a[0], hyper)))
+    return jax.vmap(run)(hyper)
+
+  return jax.vmap(per_seed)(seeds)
 
 
 _run_many_jit = jax.jit(_run_many, static_argnums=(0, 1, 2, 3))
@@ -177,12 +189,12 @@ def train_many(model: MLP, train_data, config: TrainConfig, *, seeds: Sequence[i
   st = _epoch.make_static(model, config, x.shape[0], has_val, swept=tuple(grid))
   grid_shape = tuple(len(v) for v in grid.values())
   n_points = math.prod(grid_shape)
-  hyper = _hyper_table(model, config, grid, len(seeds), dtype)
-  member_seeds = np.tile(np.asarray(seeds, np.int64 if jax.config.jax_enable_x64 else np.int32),
-                         n_points)
-  params, hist = _run_many_jit(model, st, config.epochs, config.patience, hyper, member_seeds,
+  hyper = _hyper_table(model, config, grid, dtype)
+  seeds_arr = np.asarray(seeds, np.int64 if jax.config.jax_enable_x64 else np.int32)
+  params, hist = _run_many_jit(model, st, config.epochs, config.patience, hyper, seeds_arr,
                                x, t, xv, tv)
   lead = grid_shape + (len(seeds),)
-  reshape = lambda a: np.asarray(a).reshape(lead + a.shape[1:])  # noqa: E731
-  params = jax.tree.map(lambda a: a.reshape(lead + a.shape[1:]), params)
-  return params, {k: reshape(v) for k, v in hist.items()}
+  # (n_seeds, n_points, ...) → (*grid_shape, n_seeds, ...)
+  reorder = lambda a: jnp.swapaxes(a, 0, 1).reshape(lead + a.shape[2:])  # noqa: E731
+  params = jax.tree.map(reorder, params)
+  return params, {k: np.asarray(reorder(v)) for k, v in hist.items()}

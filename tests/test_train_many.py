@@ -37,10 +37,10 @@ def test_each_member_equals_train_alone_and_the_call_compiles_once():
                               val_data=(XV, TV))
           member = jax.tree.map(lambda a: a[gi, gj, gk, si], params)  # noqa: B023
           for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(member)):
-            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)  # vmap may reorder sums
           n = len(h["train_loss"])
           for k in ("train_loss", "val_loss", "train_acc", "val_acc"):
-            np.testing.assert_allclose(hist[k][gi, gj, gk, si, :n], h[k], rtol=1e-10)
+            np.testing.assert_allclose(hist[k][gi, gj, gk, si, :n], h[k], rtol=1e-9)
             assert np.isnan(hist[k][gi, gj, gk, si, n:]).all()
           assert hist["best_epoch"][gi, gj, gk, si] == h["best_epoch"]
           assert hist["epochs_run"][gi, gj, gk, si] == n
