@@ -10,6 +10,9 @@ to float tolerance (``vmap`` may reorder a reduction). Everything — init, all
 epochs (a ``lax.scan`` of epoch scans), early stopping and divergence handling —
 runs inside one ``jit(vmap(...))``; members that stop early or diverge are
 frozen in-graph (their later history entries are NaN) while the others go on.
+Seeds are the outer ``vmap`` and grid points the inner one, so what depends on
+the seed alone (initial parameters, shuffles, batch gathers, dropout and noise
+draws) is computed once per seed and shared by its grid points.
 """
 
 from __future__ import annotations

@@ -386,3 +386,12 @@ for n_nets in ((1, 10, 100) if QUICK else (1, 10, 100, 1000)):
   tm, tp = secs["jaxreg"], secs["plain"]
   a, b = n_nets * PG_EPOCHS / tm, n_nets * PG_EPOCHS / tp
   print(f"{n_nets:>6}  {a:>18,.0f}  {b:>22,.0f}  {a / b:5.2f}x")
+
+# The same number of nets as a search (S4.8): seeds × learning rate × L2 weight decay.
+g = 3 if QUICK else 10
+grid = {"learning_rate": list(np.geomspace(0.003, 0.3, g)), "weight_decay": list(np.linspace(0, 1e-2, g))}
+t_grid = compare({"grid": lambda: jax.block_until_ready(jaxreg.train_many(
+    pg_net, (xtr, ytr), pg_cfg, seeds=range(g), grid=grid)[0])})["grid"]
+print(f"{g ** 3:>6}  {g ** 3 * PG_EPOCHS / t_grid:>18,.0f}  "
+      f"  (as {g} seeds x {g} learning rates x {g} weight decays: init, shuffles and batches "
+      "computed once per seed)")
