@@ -205,6 +205,7 @@ def net_data(hit_zero=False, sizes=(3, 4, 4, 2), m=6, dead_sample=False):
     x[1] = [0.0, 1.0, 0.0]                   # z1[1] = W0[1]: one positive entry (unit 1) ...
     p[0][1] = [-0.5, 0.9, -1.2, -0.3]        # ... so r1[1] = 0.9·e_1
     p[1][1, 3] = 0.0                         # and z2[1, 3] = r1[1] @ W1[:, 3] = 0
+    p[2][[0, 2], 0] = np.abs(p[2][[0, 2], 0])  # keep sample 1's output unit 0 active
   if dead_sample:
     x[0] = [1.0, 0.0, 0.0]                   # z1[0] = W0[0] < 0: layer 1 dead for sample 0,
     p[0][0] = -np.abs(p[0][0])               # so z2[0] = z3[0] = 0 exactly (nested kinks)
