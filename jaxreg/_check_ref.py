@@ -196,51 +196,19 @@ def _referee(call_loss, params, dyn, key, value, g_params, n_dirs, eager):
                           jnp.stack([h, g_norm, jnp.asarray(total, dtype), value]).astype(dtype)])
 
 
-def make_probe(loss: Callable, split: Split, param_specs: list, tap_specs: list, eager: bool):
-  """Builds ``probe(params, dyn, which, idx, h) -> (L0, vals (N, 4))``.
+def make_loss_eps(loss: Callable, split: Split, eager: bool):
+  """``f(params, dyn, eps) -> loss`` with tap perturbations ``eps`` (jitted unless ``eager``).
 
-  Candidate ``k`` perturbs element ``idx[k]`` (flat index) of quantity
-  ``which[k]`` (parameter leaves first, then taps in ``tap_specs`` order) by
-  ``±h[k]`` and ``±2h[k]``.
+  The kink probes evaluate it at single-element perturbations of a parameter
+  leaf or a tap; it compiles like one forward pass.
   """
-  n_params = len(param_specs)
-  tap_names = [n for n, _ in tap_specs]
 
-  def call_loss(p, dyn, eps):
+  def f(params, dyn, eps):
     args, kwargs = split.rebuild(dyn)
     with _tap._Context("perturb", eps):
-      return loss(p, *args, **kwargs)
+      return loss(params, *args, **kwargs)
 
-  def probe(params, dyn, which, idx, h):
-    leaves, treedef = jax.tree_util.tree_flatten(params)
-    eps0 = {n: jnp.zeros(s.shape, s.dtype) for n, s in tap_specs}
-    base = call_loss(params, dyn, eps0)
-    steps = jnp.array([1.0, -1.0, 2.0, -2.0])
-
-    def one(item):
-      w, i, hh, s = item
-      new_leaves = []
-      for q, x in enumerate(leaves):
-        amt = jnp.where(w == q, s * hh, 0.0).astype(x.dtype)
-        new_leaves.append(x.ravel().at[jnp.clip(i, 0, x.size - 1)].add(amt).reshape(x.shape))
-      eps = {}
-      for t, name in enumerate(tap_names):
-        z = eps0[name]
-        amt = jnp.where(w == n_params + t, s * hh, 0.0).astype(z.dtype)
-        eps[name] = z.ravel().at[jnp.clip(i, 0, z.size - 1)].add(amt).reshape(z.shape)
-      return call_loss(jax.tree_util.tree_unflatten(treedef, new_leaves), dyn, eps)
-
-    n = which.shape[0]
-    items = (jnp.repeat(which, 4), jnp.repeat(idx, 4), jnp.repeat(h, 4), jnp.tile(steps, n))
-    if eager:
-      vals = jnp.stack([one(tuple(a[k] for a in items)) for k in range(4 * n)])
-    else:
-      size = sum(int(np.prod(s)) for s, _ in param_specs) + sum(
-          int(np.prod(s.shape)) for _, s in tap_specs)
-      vals = jax.lax.map(one, items, batch_size=_chunk(4 * n, size))
-    return base, vals.reshape(n, 4)
-
-  return probe if eager else jax.jit(probe)
+  return f if eager else jax.jit(f)
 
 
 def one_sided(base, vals, h, eps_rel):

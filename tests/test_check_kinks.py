@@ -108,16 +108,16 @@ def test_probe_cap_is_reported():
 
 
 # --------------------------------------------------------------- no false alarms
-# Few shapes × activations (each combination compiles once); many values and scales.
+# Three shape × activation combinations (each compiles once); many values and scales.
 # Weight scales up to 3 for tanh: far beyond, 1 − tanh² is computed with a relative error
 # of ε/(1 − tanh²) (autodiff uses (1 − t)(1 + t)), which no float64 rtol of 1e-10 absorbs.
 @settings(max_examples=200)
-@given(seed=st.integers(0, 2**31 - 1), shape=st.sampled_from([(3, 4, 4, 2), (5, 3, 6, 1)]),
-       act=st.sampled_from(sorted(seeds.ACTS)),
+@given(seed=st.integers(0, 2**31 - 1), act=st.sampled_from(sorted(seeds.ACTS)),
        scale=st.sampled_from([1e-3, 0.1, 1.0, 3.0, 1e3]))
-def test_no_false_alarm_on_random_correct_derivations(seed, shape, act, scale):
+def test_no_false_alarm_on_random_correct_derivations(seed, act, scale):
   if act == "tanh" and scale > 3:
     scale = 3.0
+  shape = (5, 4, 6, 2) if act != "leaky" else (3, 6, 6, 1)
   p, x, t = seeds.mlp_data(seed, sizes=shape, m=8, scale=scale)
   r = jaxreg.check(seeds.mlp_derivation, seeds.mlp_loss, p, x, t, act=act)
   assert r.ok, str(r)
