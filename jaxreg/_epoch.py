@@ -1,21 +1,25 @@
-"""`train`: minibatch SGD with S2/S4's regularizers, one jitted `lax.scan` per epoch.
+"""The jitted epoch of :func:`jaxreg.train` and :func:`jaxreg.train_many`.
 
-Contract: one epoch is one call of one jitted pure function,
-``_epoch(model, static, hyper, state, key, x, t, xv, tv) -> (state, metrics)``,
-whose body is a ``lax.scan`` over the epoch's minibatches. The optimizer is an
-optax chain built *inside* that function from a :class:`Hyper` pytree of
-arrays, so changing a numeric hyperparameter never recompiles, and
+Contract: one epoch is one call of one pure function,
+``epoch_fn(model, static, hyper, state, key, x, t, xv, tv) -> (state, metrics)``,
+whose body is a ``lax.scan`` over the epoch's minibatches. ``static``
+(:class:`Static`, hashable) fixes the program; the numeric hyperparameters are
+a :class:`Hyper` pytree of arrays, and the optax chain is built from them
+*inside* the function, so changing a number never recompiles and
 :func:`jaxreg.train_many` can ``vmap`` the same function over hyperparameters.
 
 Randomness: epoch ``e`` draws one block of random bits from
 ``fold_in(key(config.seed), e)``, giving the epoch's permutation and one key
-per step (dropout, noise, augmentation); see :func:`epoch_randomness`. Nothing random is carried in the state, so a run resumed from a
-checkpoint after epoch ``e`` continues bit-identically.
+per step (dropout, noise, augmentation); see :func:`epoch_randomness`. Nothing
+random is carried in the state, so a run resumed from a checkpoint after
+epoch ``e`` continues bit-identically.
 
 Each step: gather the batch through the epoch's permutation → ``augment`` →
 Gaussian input noise → dropout masks → :meth:`jaxreg.MLP.loss_and_backprop`
-(closed form) → optax update. After the scan: training metrics, validation
-metrics, a finiteness check and the early-stopping bookkeeping, in-graph.
+(closed form, so the activations' declared kink conventions are the ones
+trained with) → optax update. After the scan, in-graph: training metrics,
+validation metrics, a finiteness check (a non-finite epoch is not taken) and
+the early-stopping bookkeeping.
 """
 
 from __future__ import annotations
@@ -171,7 +175,7 @@ def shuffle_bits(bits: Array, n: int) -> Array:
   positions back: a single-operand sort, which XLA:CPU runs far faster than
   the key–value sort of ``jax.random.permutation``. Equal random parts keep
   their order, so like ``jax.random.permutation`` it runs several rounds
-  (1 for n ≤ 2¹⁰, 3 for n = 60,000), each composing a fresh permutation,
+  (1 for n ≤ 256, 2 up to 6,501, 3 up to 65,536), each composing a fresh permutation,
   which makes that bias negligible.
   """
   k = max(1, (n - 1).bit_length())
@@ -190,24 +194,31 @@ def shuffle(key, n: int) -> Array:
   return shuffle_bits(jax.random.bits(key, (shuffle_rounds(n), n), jnp.uint32), n)
 
 
-def epoch_randomness(base_key, epoch, n: int, n_batches: int):
-  """Epoch ``epoch``'s permutation of ``range(n)`` and one key per step.
+def epoch_randomness(base_key, epoch, n: int, n_batches: int, keys_per_step: int = 1):
+  """Epoch ``epoch``'s permutation of ``range(n)`` and ``keys_per_step`` keys per step.
 
   Both come from one ``jax.random.bits`` call on ``fold_in(base_key, epoch)``
   (a rolled threefry loop on CPU costs about as much as a training step of a
-  small net, so an epoch makes as few calls as it can).
+  small net, so an epoch makes as few calls as it can, and steps split none).
+
+  Returns:
+    ``(perm, keys)``: ``perm`` int32 of shape ``(n,)``; ``keys`` of shape
+    ``(n_batches, keys_per_step)``.
   """
   key = jax.random.fold_in(base_key, epoch)
   impl = jax.random.key_impl(base_key)
   kd = jax.random.key_data(base_key).shape[-1]
   if n > _BIG:
     k_perm, k_steps = jax.random.split(key)
-    return jax.random.permutation(k_perm, n).astype(jnp.int32), jax.random.split(k_steps, n_batches)
+    keys = jax.random.split(k_steps, n_batches * keys_per_step)
+    return (jax.random.permutation(k_perm, n).astype(jnp.int32),
+            keys.reshape(n_batches, keys_per_step))
   rounds = shuffle_rounds(n)
-  bits = jax.random.bits(key, (rounds * n + n_batches * kd,), jnp.uint32)
+  bits = jax.random.bits(key, (rounds * n + n_batches * keys_per_step * kd,), jnp.uint32)
   perm = shuffle_bits(bits[:rounds * n].reshape(rounds, n), n)
-  step_keys = jax.random.wrap_key_data(bits[rounds * n:].reshape(n_batches, kd), impl=impl)
-  return perm, step_keys
+  keys = jax.random.wrap_key_data(bits[rounds * n:].reshape(n_batches, keys_per_step, kd),
+                                  impl=impl)
+  return perm, keys
 
 
 def _tree_where(c, a, b):
@@ -226,12 +237,13 @@ def eval_masks(model: MLP, st: Static, hyper: Hyper):
           for l, (on, n_in) in enumerate(zip(st.dropout, model.sizes[:-1]))]
 
 
-def train_masks(key, model: MLP, st: Static, hyper: Hyper, batch: int, dtype):
+def train_masks(keys, model: MLP, st: Static, hyper: Hyper, batch: int, dtype):
   """Training-time dropout keep-masks, one ``(batch, n_in)`` per dense layer input.
 
-  Each entry is kept with probability ``p = keep_prob[l]`` (a fresh draw per
-  sample and unit); kept entries are ``1/p`` (``"inverted"``) or ``1``
-  (``"scale_at_test"``), dropped ones 0. Layers without dropout get ``None``.
+  ``keys[l]`` draws layer ``l``'s mask: each entry is kept with probability
+  ``p = keep_prob[l]`` (a fresh draw per sample and unit); kept entries are
+  ``1/p`` (``"inverted"``) or ``1`` (``"scale_at_test"``), dropped ones 0.
+  Layers without dropout get ``None``.
   """
   masks = []
   for l, (on, n_in) in enumerate(zip(st.dropout, model.sizes[:-1])):
@@ -239,7 +251,7 @@ def train_masks(key, model: MLP, st: Static, hyper: Hyper, batch: int, dtype):
       masks.append(None)
       continue
     p = hyper.keep_prob[l]
-    keep = jax.random.bernoulli(jax.random.fold_in(key, l), p, (batch, n_in)).astype(dtype)
+    keep = jax.random.bernoulli(keys[l], p, (batch, n_in)).astype(dtype)
     masks.append(keep / p if st.dropout_mode == "inverted" else keep)
   return masks
 
@@ -270,8 +282,8 @@ def _step_fn(model: MLP, st: Static, hyper: Hyper, tx, x, t):
     xb = jnp.take(x, idx, axis=0)
     tb = jnp.take(t, idx, axis=0)
     masks = None
-    if per_step_rng:
-      k_aug, k_noise, k_drop = jax.random.split(key, 3)
+    if per_step_rng:  # keys: [augment, noise, dropout layer 0, 1, …]
+      k_aug, k_noise = key[0], key[1]
       if st.augment is not None:
         xa = st.augment(k_aug, xb)
         if jnp.shape(xa) != xb.shape:
@@ -281,7 +293,7 @@ def _step_fn(model: MLP, st: Static, hyper: Hyper, tx, x, t):
       if st.noise:
         xb = xb + hyper.noise_std * jax.random.normal(k_noise, xb.shape, xb.dtype)
       if any(st.dropout):
-        masks = train_masks(k_drop, model, st, hyper, B, xb.dtype)
+        masks = train_masks(key[2:], model, st, hyper, B, xb.dtype)
     loss, grads = model.loss_and_backprop(params, xb, tb, dropout_masks=masks)
     updates, opt_state = tx.update(grads, opt_state, params)
     return (optax.apply_updates(params, updates), opt_state), loss
@@ -299,7 +311,8 @@ def epoch_fn(model: MLP, st: Static, hyper: Hyper, state: TrainState, base_key, 
   """
   n = x.shape[0]
   B, nb = st.batch_size, st.n_batches
-  perm, step_keys = epoch_randomness(base_key, state.epoch if epoch is None else epoch, n, nb)
+  perm, step_keys = epoch_randomness(base_key, state.epoch if epoch is None else epoch, n, nb,
+                                     keys_per_step=2 + model.num_layers)
   perm = perm[:nb * B].reshape(nb, B)
   tx = make_tx(st, hyper)
   treedef = jax.tree.structure(jax.eval_shape(tx.init, state.params))

@@ -64,7 +64,7 @@ def test_train_equals_a_manual_optax_loop_with_the_documented_shuffle():
                    optim.l1_sign(0.002), optax.sgd(0.2))
   params, opt_state, means = p0, tx.init(p0), []
   for e in range(2):
-    perm, _ = _epoch.epoch_randomness(jax.random.key(7), e, 23, 4)
+    perm, _ = _epoch.epoch_randomness(jax.random.key(7), e, 23, 4, keys_per_step=2 + 2)
     perm = np.asarray(perm)[:20].reshape(4, 5)  # 3 samples left out
     losses = []
     for idx in perm:
@@ -120,7 +120,8 @@ def test_dropout_masks_have_the_keep_rates(mode):
                            dropout_mode=mode)
   st = _epoch.make_static(net, cfg, 400, False)
   hyper = _epoch.make_hyper(net, cfg, jnp.float64)
-  m0, m1 = _epoch.train_masks(jax.random.key(5), net, st, hyper, 400, jnp.float64)
+  m0, m1 = _epoch.train_masks(jax.random.split(jax.random.key(5)), net, st, hyper, 400,
+                              jnp.float64)
   for mask, p in ((m0, 0.8), (m1, 0.5)):
     mask = np.asarray(mask)
     kept = mask != 0

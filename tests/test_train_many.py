@@ -16,7 +16,7 @@ XV, TV = X[:16] + 0.1, T[:16]
 
 
 def test_each_member_equals_train_alone_and_the_call_compiles_once():
-  cfg = jaxreg.TrainConfig(learning_rate=0.3, batch_size=8, epochs=5, patience=2, noise_std=0.05,
+  cfg = jaxreg.TrainConfig(learning_rate=0.3, batch_size=8, epochs=5, patience=1, noise_std=0.05,
                            keep_prob=(1.0, 0.8), l1=1e-4, seed=99)
   # weight_decay 0 alone compiles without the decay link, in the grid it is decay by 0.
   grid = {"learning_rate": [0.2, 4.0], "keep_prob": [(0.95, 0.8), (0.9, 0.5)],
