@@ -3,10 +3,13 @@
 How it judges (see also :mod:`jaxreg._diagnose` for the comparison):
 
 1. **Reference.** ``jax.grad`` of ``loss`` w.r.t. ``params`` and w.r.t. a zero
-   perturbation added at every :func:`jaxreg.tap`, in one jitted call, cached
-   per (loss, argument structure and shapes).
-2. **Derivation.** ``derivation(params, *args, **kwargs)`` is run (jitted
-   when it can be traced, else eagerly); if it raises, the report says so.
+   perturbation added at every :func:`jaxreg.tap` (plus the referee's loss
+   evaluations), in one jitted call, cached per (loss, argument structure
+   and shapes) and shared by every derivation checked against that loss.
+2. **Derivation.** ``derivation(params, *args, **kwargs)`` is traced together
+   with its comparison into a second jitted, cached function; when it cannot
+   be traced it runs eagerly and is compared in NumPy. If it raises, the
+   report says so.
    It returns either a pytree shaped like ``params`` or a dict whose keys
    are tap names and/or ``"params"``. A dict is read as steps when its keys
    include ``"params"`` or a tap name, unless ``params`` is itself a dict with
@@ -21,26 +24,40 @@ How it judges (see also :mod:`jaxreg._diagnose` for the comparison):
 4. **Kinks.** The largest mismatches (at most ``max_probes`` per row,
    ``max_probes_total`` per check) are probed with one-sided differences of
    the loss at ``±h`` and ``±2h`` along that one element (a parameter entry
-   or a tap perturbation). A kink has a jump between the one-sided
-   derivatives far above their O(h) error; a valid subgradient lies between
-   them. Only suspicious elements are probed, so a correct derivation costs
-   nothing extra.
-5. **Referee.** ``referee`` random unit directions ``v`` in parameter space:
+   or a tap perturbation; ``h = 1e-6·max(|value|, mean |value|)`` in float64),
+   Richardson-extrapolated. A kink has a jump between the one-sided
+   derivatives far above their error (estimated from the central differences
+   at ``h`` and ``2h``); a valid subgradient lies between them. A row stops
+   being probed at its first element that is not a kink, so a wrong row costs
+   four loss evaluations and a correct derivation costs nothing extra.
+5. **Referee.** ``referee`` random unit directions ``v`` in parameter space
+   (random signs, hashed from the element index):
    central differences of the loss at steps ``h`` and ``2h`` against
    ``⟨jax.grad, v⟩``, judged relative to ``max(|⟨∇L, v⟩|, ‖∇L‖₂/√P)`` with
    the Richardson estimate of the difference error as slack. It catches a
    reference that is itself wrong (a bad ``custom_vjp``, a misplaced
    ``stop_gradient``). Its cost does not grow with the number of parameters
-   beyond ``4·referee`` loss evaluations.
+   beyond ``4·referee`` loss evaluations. A direction whose one-sided
+   differences jump (it crosses a kink) cannot judge autodiff there: verdict
+   ``kink`` unless another direction finds it wrong.
 6. **Diagnosis** of wrong rows: constant ratio (sign, ×m, ×2, ×½), transpose,
    an extra/missing L2 or L1 term on a parameter, mismatches confined to
    where a tapped value of the same shape is negative/positive (an
    activation-derivative slip), and always the worst element with both values.
 
 Tolerances: see :func:`jaxreg._diagnose.default_tolerances` (float64
-``rtol=1e-10``, float32 ``1e-4``; ``atol=0``; relative to
-``max(|reference_i|, floor·max|reference|)``). A user array of another float
-dtype is compared at the looser of the two dtypes' tolerances (noted in the row).
+``rtol=1e-10``, float32 ``1e-4``; ``atol=0``). The relative error of element
+``i`` of a quantity is ``|u_i − r_i| / max(|r_i|, floor·max_j |r_j|)`` with
+``floor = 1e-3`` (float64) or ``1e-2`` (float32); an element mismatches when
+that exceeds ``rtol`` and ``|u_i − r_i| > atol``. A user array of another
+float dtype is compared at the looser of the two dtypes' tolerances (noted in
+the row). A correct but ill-conditioned hand formula (``1 − tanh²`` at
+saturation, where autodiff uses ``(1 − t)(1 + t)``) can miss ``1e-10``; such
+rows are diagnosed "rounding level" and need a looser ``rtol``.
+
+A tap name used twice in one call of the loss raises ``ValueError`` (before
+any row is built): a duplicated name means two quantities would share one
+row, which no derivation could match.
 """
 
 from __future__ import annotations
