@@ -28,8 +28,8 @@ from jaxreg._checkpoint import SaveCheckpoint as SaveCheckpoint
 from jaxreg._checkpoint import load as load
 from jaxreg._checkpoint import save as save
 from jaxreg._config import TrainConfig as TrainConfig
-from jaxreg._progress import MetricsLog as MetricsLog
 from jaxreg._epoch import TrainState as TrainState
+from jaxreg._progress import MetricsLog as MetricsLog
 from jaxreg._train import TrainingDiverged as TrainingDiverged
 from jaxreg._train import train as train
 from jaxreg._train_many import train_many as train_many
