@@ -122,9 +122,15 @@ def bench_size(label, sizes, batch, torch):
       pen = sum(1e-3 * (ps[i] ** 2).sum() for i in range(0, len(ps), 2))
       return 0.5 * ((a - tt) ** 2).sum() / batch + pen
 
+    with torch.no_grad():
+      tloss(*tp)
+      t0 = time.perf_counter()
+      for _ in range(20):
+        tloss(*tp)
+      t_fwd = (time.perf_counter() - t0) / 20
     for fast in (False, True):
       name = f"torch gradcheck ({'fast_mode' if fast else 'default'})"
-      est = 2 * n * 2e-5 * max(1, batch / 32) * (n / 1e4) ** 0.3   # rough s per param-pair
+      est = 2 * n * t_fwd      # default mode: two forward passes per parameter
       if not fast and est > 60:
         rows.append((name, None, None, f"skipped: ~{est:.0f} s estimated (> 60 s)"))
         continue
