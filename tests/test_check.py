@@ -265,3 +265,11 @@ def test_referee_can_be_skipped(mlp):
   p, x, t = mlp
   r = jaxreg.check(seeds.mlp_derivation, seeds.mlp_loss, p, x, t, referee=0)
   assert r.ok and r.referee is None
+
+
+def test_referee_seed_changes_directions(mlp):
+  p, x, t = mlp
+  a = jaxreg.check(seeds.mlp_derivation, seeds.mlp_loss, p, x, t, seed=0).referee
+  b = jaxreg.check(seeds.mlp_derivation, seeds.mlp_loss, p, x, t, seed=1).referee
+  assert a.verdict == b.verdict == "ok"
+  assert a.max_rel_err != b.max_rel_err
