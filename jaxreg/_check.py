@@ -640,12 +640,14 @@ def _localise(rows: list[Row], report: Report) -> str:
     return prefix + (f"{agree} {verb} with autodiff; {_d(r.name)} {problem}{diag}, so the factor "
                      f"∂{prev}/∂{r.name} between them is where the derivation breaks.")
   tap_rows = [x for x in rows if x.kind == "tap"]
-  if tap_rows:
-    lead = f"Every tapped quantity ({_join([_d(x.name) for x in tap_rows])}) agrees with autodiff"
-  else:
-    lead = "No intermediate steps were given"
   others = [x.name for x in rows[i + 1:] if x.verdict in BAD]
   more = f" (also: {', '.join(others)})" if others else ""
+  if not tap_rows:
+    return prefix + (f"{_d(r.name)} {problem}{diag}{more}. No intermediate steps were given, so "
+                     "the error cannot be placed more precisely: tap the intermediate quantities "
+                     "in the loss (jaxreg.tap) and return their gradients to find the first "
+                     "wrong step.")
+  lead = f"Every tapped quantity ({_join([_d(x.name) for x in tap_rows])}) agrees with autodiff"
   return prefix + (f"{lead}; {_d(r.name)} {problem}{diag}{more}, so the last step — from the "
                    f"quantities upstream to {r.name} (its local derivative, or a penalty term on "
                    "it) — is where the derivation breaks.")

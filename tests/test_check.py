@@ -185,6 +185,7 @@ def test_params_only_derivation_with_model_backprop(key):
   assert r.first_wrong == "params[0]['w']"
   assert r.verdicts()["params[0]['b']"] == "ok"
   assert "L2 term of the loss" in r.row("params[0]['w']").diagnosis
+  assert "No intermediate steps were given" in r.summary and "jaxreg.tap" in r.summary
 
 
 # ------------------------------------------------------------------ the report
