@@ -535,12 +535,13 @@ def _probe_kinks(comp, loss, params, split, ref, specs, p_paths, eager, dtype, c
       is_kink = hi - lo > 4 * m
       if not (is_kink and lo - m <= u_i <= hi + m):
         all_kink = False
-        at_ = [int(j) for j in np.unravel_index(i, r.shape)]
+        at_ = ("element " + str([int(j) for j in np.unravel_index(i, r.shape)])) if r.ndim else \
+            "this scalar"
         if is_kink:
-          why = (f"at element {at_} there is a kink (one-sided derivatives {fwd[k]:.6g} (+) and "
+          why = (f"at {at_} there is a kink (one-sided derivatives {fwd[k]:.6g} (+) and "
                  f"{bwd[k]:.6g} (−)) but yours, {u_i:.6g}, is not between them")
         else:
-          why = (f"not a kink: at element {at_} both one-sided derivatives are "
+          why = (f"not a kink: at {at_} both one-sided derivatives are "
                  f"{fwd[k]:.6g} (+) and {bwd[k]:.6g} (−)")
         break
     if all_kink:

@@ -215,6 +215,13 @@ def _close(a: float, b: float, tol: float = 1e-6) -> bool:
   return abs(a - b) <= tol * max(abs(a), abs(b), 1e-300)
 
 
+def _named_factor(c: float, batch_sizes) -> bool:
+  """Whether ``c`` is a factor with a name (−1, ±2, ±½, the batch size or its inverse)."""
+  named = [-1.0, 2.0, 0.5, -2.0, -0.5] + [float(m) for m in batch_sizes if m > 1] + [
+      1.0 / m for m in batch_sizes if m > 1]
+  return any(_close(c, v) for v in named)
+
+
 def _factor_text(c: float, batch_sizes) -> str:
   if _close(c, -1.0):
     return "yours = −1 × reference everywhere: a sign error"
@@ -254,7 +261,7 @@ def diagnose(u, r, rtol, atol, floor, *, patterns=(), theta=None, theta_name="θ
   c, res = (float(x) for x in s["ratio"])
   if bool(s["u_zero"]):
     return "yours is zero everywhere (a dropped term?)"
-  if res < 1e-6 and math.isfinite(c):
+  if res < 1e-6 and math.isfinite(c) and (u.size > 1 or _named_factor(c, batch_sizes)):
     if abs(c - 1) < 1e-6:
       return ("yours agrees with the reference to rounding level only (relative differences "
               "near rtol): an ill-conditioned but correct formula (e.g. 1 − tanh² at saturation) "
@@ -262,7 +269,7 @@ def diagnose(u, r, rtol, atol, floor, *, patterns=(), theta=None, theta_name="θ
     return _factor_text(c, batch_sizes)
   if "transpose" in s and float(s["transpose"]) <= rtol:
     return "yours equals the transpose of the reference: a transposed or swapped matrix"
-  if "diff_theta" in s:
+  if "diff_theta" in s and u.size > 1:     # for a scalar every difference is "∝ θ"
     cd, rd = (float(x) for x in s["diff_theta"])
     if rd < 1e-6 and cd != 0:
       if cd > 0:
@@ -287,7 +294,7 @@ def diagnose(u, r, rtol, atol, floor, *, patterns=(), theta=None, theta_name="θ
         text = f"wrong only where {name} {sym} ({n_mism} of the {int(c_in)} such elements)"
         return text + (": " + what if activation_hint else "")
   cm, rm = (float(x) for x in s["ratio_on_mismatch"])
-  if n_mism and rm < 1e-6 and math.isfinite(cm):
+  if n_mism > 1 and rm < 1e-6 and math.isfinite(cm):
     return f"on the {n_mism} mismatching elements, " + _factor_text(cm, batch_sizes).replace(
         " everywhere", "")
   return None

@@ -223,8 +223,8 @@ class Report:
       if r.verdict in BAD and r.diagnosis:
         extra.append(r.diagnosis)
       if r.verdict in BAD and r.worst_index is not None and r.worst_user is not None:
-        extra.append(f"worst element {list(r.worst_index)}: yours {r.worst_user:.6g}, "
-                     f"reference {r.worst_ref:.6g}")
+        where = f"worst element {list(r.worst_index)}" if r.worst_index else "value"
+        extra.append(f"{where}: yours {r.worst_user:.6g}, reference {r.worst_ref:.6g}")
       if r.note:
         extra.append(r.note)
       if extra:
