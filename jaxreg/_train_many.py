@@ -131,6 +131,8 @@ def _run_many(model, st, epochs, patience, hyper, seeds, x, t, xv, tv):
       return jax.tree.map(lambda a: a[None], run(jax.tree.map(lambda a: a[0], hyper)))
     return jax.vmap(run)(hyper)
 
+  if seeds.shape[0] == 1:  # one seed: no size-1 batch axis in every op
+    return jax.tree.map(lambda a: a[None], per_seed(seeds[0]))
   return jax.vmap(per_seed)(seeds)
 
 
