@@ -66,6 +66,11 @@ def test_diverging_members_are_flagged_and_keep_finite_params():
   k = int(hist["epochs_run"][1, 0])   # the diverging epoch is not counted as run
   assert k > 1
   assert np.isfinite(bad[:k]).all() and not np.isfinite(bad[k:]).any()
+  # One seed, no grid (no vmap at all inside): the same as that grid point.
+  single, single_hist = jaxreg.train_many(net, (x, t), cfg, seeds=[0])
+  assert single[0]["w"].shape == (1, 2, 8) and single_hist["train_loss"].shape == (1, 30)
+  for a, b in zip(jax.tree.leaves(single), jax.tree.leaves(params)):
+    np.testing.assert_allclose(a[0], b[0, 0], rtol=1e-9, atol=1e-10)
   with pytest.raises(jaxreg.TrainingDiverged) as info:
     jaxreg.train(net, net.init(jax.random.key(0), jnp.float64), (x, t), cfg.replace(learning_rate=0.08))
   assert info.value.epoch == k + 1
