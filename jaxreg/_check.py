@@ -314,7 +314,7 @@ def check(derivation: Callable, loss: Callable, params: Any, *args,
                       f"got dtype {jnp.result_type(x)}.")
   if not all(isinstance(x, jax.Array) for _, x in p_paths):
     params = jax.tree_util.tree_map(jnp.asarray, params)
-  p_paths = _leaf_paths(params)
+    p_paths = _leaf_paths(params)
   split = _check_ref.Split(args, kwargs)
   ref_dtype = jnp.result_type(*[x for _, x in p_paths])
   tol = _tol(ref_dtype, rtol, atol)

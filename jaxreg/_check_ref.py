@@ -41,7 +41,7 @@ class Split:
     self.is_dyn = tuple(_is_array(x) for x in leaves)
     self.static = tuple(None if d else x for x, d in zip(leaves, self.is_dyn))
     self.dyn = [x for x, d in zip(leaves, self.is_dyn) if d]
-    self.dyn_spec = tuple((tuple(np.shape(x)), str(x.dtype)) for x in self.dyn)
+    self.dyn_spec = tuple((np.shape(x), x.dtype, getattr(x, "weak_type", False)) for x in self.dyn)
     try:
       hash(self.static)
       self.hashable = True
@@ -59,7 +59,8 @@ class Split:
 
 def tree_spec(tree) -> tuple:
   leaves, treedef = jax.tree_util.tree_flatten(tree)
-  return (treedef, tuple((tuple(np.shape(x)), str(jnp.result_type(x))) for x in leaves))
+  return (treedef, tuple((np.shape(x), getattr(x, "dtype", None) or jnp.result_type(x),
+                          getattr(x, "weak_type", False)) for x in leaves))
 
 
 def cached(key, build: Callable[[], Any]):
