@@ -50,7 +50,7 @@ def kernels_only(params: Params) -> Params:
 
 def _check(fname: str, argname: str, value) -> None:
   """Validates a non-negative finite hyperparameter given as a Python number."""
-  if isinstance(value, (jax.Array, jax.core.Tracer)):
+  if isinstance(value, jax.Array):  # includes tracers
     return  # traced or device values: the caller validated them (train_many does).
   if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
     raise TypeError(f"{fname}: `{argname}` must be a real number, got {type(value).__name__} {value!r}.")
