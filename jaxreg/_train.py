@@ -50,7 +50,8 @@ def check_data(model: MLP, data, argname: str, dtype) -> tuple[Array, Array]:
   """``(x, t)`` checked where it enters: a pair, shapes, real dtypes, all finite.
 
   The core (:class:`jaxreg.MLP`) deliberately does not check finiteness (it
-  runs under ``jit``); the trainer checks once, on the host, before training.
+  runs under ``jit``); the trainer checks once before training (a jitted reduction
+  for device arrays, NumPy for host arrays; rows are located on failure only).
   Returns both as ``dtype`` arrays.
   """
   if not isinstance(data, (tuple, list)) or len(data) != 2:

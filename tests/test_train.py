@@ -230,6 +230,7 @@ INF_T[5, 0] = np.inf
 
 @pytest.mark.parametrize("kwargs, err, match", [
     (dict(train_data=(NAN_X, T)), ValueError, r"`train_data` x has 1 non-finite values .* first rows \[3\]"),
+    (dict(train_data=(jnp.asarray(NAN_X), T)), ValueError, r"`train_data` x has 1 non-finite .* \[3\]"),
     (dict(train_data=(X, INF_T)), ValueError, "`train_data` t has 1 non-finite"),
     (dict(val_data=(NAN_X, T)), ValueError, "`val_data` x has 1 non-finite"),
     (dict(train_data=(X[:, :1], T)), ValueError, r"`train_data` x must have shape \(n, 2\)"),
