@@ -219,6 +219,7 @@ def _make_fused(derivation, split, holder_ref, tol, user_rtol, params_is_map):
   holder = _check_ref.Holder()
   holder.plan = None
   holder.deriv_failed = False
+  split = split.structure()
 
   def fused(params, dyn, grads):
     args, kwargs = split.rebuild(dyn)

@@ -51,6 +51,13 @@ class Split:
   def key(self):
     return (self.treedef, self.is_dyn, self.static, self.dyn_spec)
 
+  def structure(self) -> "Split":
+    """A copy without the traced arrays, for closures kept in the cache (holds no data)."""
+    s = object.__new__(Split)
+    s.__dict__.update(self.__dict__)
+    s.dyn = None
+    return s
+
   def rebuild(self, dyn) -> tuple[tuple, dict]:
     it = iter(dyn)
     leaves = [next(it) if d else s for s, d in zip(self.static, self.is_dyn)]
@@ -106,6 +113,7 @@ def make_reference(loss: Callable, split: Split, n_dirs: int, eager: bool, jit: 
   real, the referee loops in Python). ``jit``: wrap the result in ``jax.jit``
   (off when the caller jits it inside a larger function).
   """
+  split = split.structure()
   holder = Holder()
 
   def call_loss(p, dyn):
@@ -206,6 +214,7 @@ def make_loss_eps(loss: Callable, split: Split, eager: bool):
   The kink probes evaluate it at single-element perturbations of a parameter
   leaf or a tap; it compiles like one forward pass.
   """
+  split = split.structure()
 
   def f(params, dyn, eps):
     args, kwargs = split.rebuild(dyn)
