@@ -15,7 +15,7 @@ exactly 0 are verdict ``kink``, not ``wrong``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

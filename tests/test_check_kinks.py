@@ -1,6 +1,5 @@
 """Kinks are conventions, not errors; and no false alarms on correct derivations."""
 
-import functools
 
 import hypothesis.strategies as st
 import jax
