@@ -358,6 +358,10 @@ def check(derivation: Callable, loss: Callable, params: Any, *args,
       plan = None
   report = Report(rows=[], rtol=tol[0], atol=tol[1], dtype=str(jnp.dtype(ref_dtype)))
   report.referee = _judge_referee(ref.get("referee"), ref_dtype) if n_dirs > 0 else None
+  loss_value = float(ref["loss"])
+  if not math.isfinite(loss_value):
+    report.notes.append(f"the loss itself is {loss_value} at these params and arguments, so "
+                        "its gradient and finite differences mean little")
   if plan is None:
     result, err = _run_derivation_eager(derivation, params, split)
     if err is not None:
@@ -561,6 +565,11 @@ def _probe_kinks(comp, loss, params, split, ref, specs, p_paths, eager, dtype, c
 
 
 def _judge_referee(raw, dtype) -> Referee:
+  with np.errstate(all="ignore"):
+    return _judge_referee_np(raw, dtype)
+
+
+def _judge_referee_np(raw, dtype) -> Referee:
   if raw is None:
     return Referee("skipped", 0, None, "no referee requested")
   raw = np.asarray(jax.device_get(raw), np.float64)   # packed by _check_ref._referee

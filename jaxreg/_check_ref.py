@@ -234,10 +234,11 @@ def one_sided(base, vals, h, eps_rel):
   both one-sided values; a jump well above ``margin`` is a kink.
   """
   lp1, lm1, lp2, lm2 = vals[..., 0], vals[..., 1], vals[..., 2], vals[..., 3]
-  f1, f2 = (lp1 - base) / h, (lp2 - base) / (2 * h)
-  b1, b2 = (base - lm1) / h, (base - lm2) / (2 * h)
-  fwd, bwd = 2 * f1 - f2, 2 * b1 - b2
-  c1, c2 = (lp1 - lm1) / (2 * h), (lp2 - lm2) / (4 * h)
-  noise = 8 * eps_rel * (np.abs(base) + np.abs(lp2) + np.abs(lm2)) / h
-  margin = 4 * np.abs(c1 - c2) + noise
+  with np.errstate(all="ignore"):   # a non-finite loss makes non-finite estimates, judged later
+    f1, f2 = (lp1 - base) / h, (lp2 - base) / (2 * h)
+    b1, b2 = (base - lm1) / h, (base - lm2) / (2 * h)
+    fwd, bwd = 2 * f1 - f2, 2 * b1 - b2
+    c1, c2 = (lp1 - lm1) / (2 * h), (lp2 - lm2) / (4 * h)
+    noise = 8 * eps_rel * (np.abs(base) + np.abs(lp2) + np.abs(lm2)) / h
+    margin = 4 * np.abs(c1 - c2) + noise
   return fwd, bwd, margin

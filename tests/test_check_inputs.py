@@ -161,3 +161,16 @@ def test_assert_trees_all_close_checks_structure_first():
     assert_trees_all_close({"a": [1.0]}, {"a": (1.0,)})
   with pytest.raises(AssertionError, match=r"tree\['a'\]\[1\]"):
     assert_trees_all_close({"a": [1.0, 2.0]}, {"a": [1.0, 2.5]})
+
+
+def test_loss_that_is_nan_gives_a_report_not_a_crash():
+  def loss(p, x):
+    return jnp.sum(jnp.log(p * x))      # log of negatives: NaN
+
+  r = jaxreg.check(lambda p, x: 1.0 / p * jnp.ones_like(x), loss, jnp.ones(3), jnp.array([1.0, -1.0, 2.0]))
+  assert not r.ok                            # the referee cannot confirm a NaN loss
+  assert r.referee.verdict == "wrong"
+  assert r.rows[0].verdict == "ok"           # ∂/∂p log(p·x) = 1/p is finite all the same
+  assert any("the loss itself is nan" in n for n in r.notes)
+  assert "the loss itself is nan" in str(r)
+  json.dumps(r.to_dict(), allow_nan=False)
