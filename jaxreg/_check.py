@@ -375,7 +375,7 @@ def check(derivation: Callable, loss: Callable, params: Any, *args,
   # 3. Rows from the plan (a fresh copy: the plan may be cached).
   rows = [dataclasses.replace(r) for r in plan.rows]
   report.unchecked = list(plan.unchecked)
-  report.notes = list(plan.notes)
+  report.notes = list(plan.notes) + report.notes
   comp = []
   for pos, i, k, _ in plan.comparable():
     a = users[pos]
