@@ -279,8 +279,8 @@ def _step_fn(model: MLP, st: Static, hyper: Hyper, tx, x, t):
   def step(carry, inp):
     params, opt_state = carry
     idx, key = inp if per_step_rng else (inp, None)
-    xb = jnp.take(x, idx, axis=0)
-    tb = jnp.take(t, idx, axis=0)
+    xb = x.at[idx].get(mode="promise_in_bounds")  # indices from a permutation: no bounds select
+    tb = t.at[idx].get(mode="promise_in_bounds")
     masks = None
     if per_step_rng:  # keys: [augment, noise, dropout layer 0, 1, …]
       k_aug, k_noise = key[0], key[1]
