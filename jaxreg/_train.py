@@ -94,6 +94,19 @@ def check_data(model: MLP, data, argname: str, dtype) -> tuple[Array, Array]:
   return jnp.asarray(x, dtype), jnp.asarray(t, dtype)
 
 
+def check_inputs(fname: str, model: MLP, config: TrainConfig, train_data, val_data, dtype):
+  """Validated ``(x, t, xv, tv, has_val)``; without ``val_data``, ``xv, tv`` are a 1-row stand-in."""
+  x, t = check_data(model, train_data, "train_data", dtype)
+  if x.shape[0] < config.batch_size:
+    raise ValueError(f"{fname}: `train_data` has {x.shape[0]} samples, fewer than one batch "
+                     f"(config.batch_size = {config.batch_size}).")
+  has_val = val_data is not None
+  if config.patience is not None and not has_val:
+    raise ValueError(f"{fname}: early stopping (`config.patience`) needs `val_data`.")
+  xv, tv = check_data(model, val_data, "val_data", dtype) if has_val else (x[:1], t[:1])
+  return x, t, xv, tv, has_val
+
+
 def check_model_config(fname: str, model, config) -> None:
   if not isinstance(model, MLP):
     raise TypeError(f"{fname}: `model` must be a jaxreg.MLP, got {type(model).__name__}.")
@@ -181,14 +194,7 @@ def train(model: MLP, params: Params | None, train_data, config: TrainConfig, *,
     history = {k: list(np.asarray(v).tolist()) for k, v in ckpt.history.items() if k != "best_epoch"}
   model.check_params(params)
   dtype = params_dtype(params)
-  x, t = check_data(model, train_data, "train_data", dtype)
-  if x.shape[0] < config.batch_size:
-    raise ValueError(f"train: `train_data` has {x.shape[0]} samples, fewer than one batch "
-                     f"(config.batch_size = {config.batch_size}).")
-  has_val = val_data is not None
-  if config.patience is not None and not has_val:
-    raise ValueError("train: early stopping (`config.patience`) needs `val_data`.")
-  xv, tv = check_data(model, val_data, "val_data", dtype) if has_val else (x[:1], t[:1])
+  x, t, xv, tv, has_val = check_inputs("train", model, config, train_data, val_data, dtype)
   for i, cb in enumerate(callbacks):
     if not callable(cb):
       raise TypeError(f"train: `callbacks[{i}]` must be callable, got {type(cb).__name__}.")

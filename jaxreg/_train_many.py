@@ -183,14 +183,8 @@ def train_many(model: MLP, train_data, config: TrainConfig, *, seeds: Sequence[i
   x0 = np.asarray(train_data[0]) if isinstance(train_data, (tuple, list)) and train_data else None
   dtype = (x0.dtype if x0 is not None and np.issubdtype(x0.dtype, np.floating)
            else jnp.asarray(0.0).dtype)
-  x, t = _train.check_data(model, train_data, "train_data", dtype)
-  if x.shape[0] < config.batch_size:
-    raise ValueError(f"train_many: `train_data` has {x.shape[0]} samples, fewer than one batch "
-                     f"(config.batch_size = {config.batch_size}).")
-  has_val = val_data is not None
-  if config.patience is not None and not has_val:
-    raise ValueError("train_many: early stopping (`config.patience`) needs `val_data`.")
-  xv, tv = _train.check_data(model, val_data, "val_data", dtype) if has_val else (x[:1], t[:1])
+  x, t, xv, tv, has_val = _train.check_inputs("train_many", model, config, train_data, val_data,
+                                               dtype)
   st = _epoch.make_static(model, config, x.shape[0], has_val, swept=tuple(grid))
   grid_shape = tuple(len(v) for v in grid.values())
   n_points = math.prod(grid_shape)
