@@ -13,25 +13,25 @@ from jaxreg._mlp import backprop as backprop
 
 # --- derivation checker (issue 3) ---
 from jaxreg import testing as testing
-from jaxreg._case import Case as Case
-from jaxreg._check import check as check
-from jaxreg._identity import check_identity as check_identity
-from jaxreg._report import Report as Report
-from jaxreg._report import Row as Row
-from jaxreg._tap import tap as tap
-from jaxreg._update import check_update as check_update
+from jaxreg._checker.case import Case as Case
+from jaxreg._checker.check import check as check
+from jaxreg._checker.identity import check_identity as check_identity
+from jaxreg._checker.report import Report as Report
+from jaxreg._checker.report import Row as Row
+from jaxreg._checker.tap import tap as tap
+from jaxreg._checker.update import check_update as check_update
 
 # --- trainer (issue 5) ---
 from jaxreg import optim as optim
-from jaxreg._checkpoint import Checkpoint as Checkpoint
-from jaxreg._checkpoint import SaveCheckpoint as SaveCheckpoint
-from jaxreg._checkpoint import load as load
-from jaxreg._checkpoint import save as save
-from jaxreg._config import TrainConfig as TrainConfig
-from jaxreg._epoch import TrainState as TrainState
-from jaxreg._progress import MetricsLog as MetricsLog
-from jaxreg._train import TrainingDiverged as TrainingDiverged
-from jaxreg._train import train as train
-from jaxreg._train_many import train_many as train_many
+from jaxreg._trainer.checkpoint import Checkpoint as Checkpoint
+from jaxreg._trainer.checkpoint import SaveCheckpoint as SaveCheckpoint
+from jaxreg._trainer.checkpoint import load as load
+from jaxreg._trainer.checkpoint import save as save
+from jaxreg._trainer.config import TrainConfig as TrainConfig
+from jaxreg._trainer.epoch import TrainState as TrainState
+from jaxreg._trainer.progress import MetricsLog as MetricsLog
+from jaxreg._trainer.train import TrainingDiverged as TrainingDiverged
+from jaxreg._trainer.train import train as train
+from jaxreg._trainer.train_many import train_many as train_many
 
 __version__ = "0.1.0"

@@ -89,7 +89,7 @@ def _load(path: Path):
 
 
 def _collect(paths):
-  from jaxreg._case import Case  # pylint: disable=import-outside-toplevel
+  from jaxreg._checker.case import Case  # pylint: disable=import-outside-toplevel
   cases, problems = [], []
   for f, explicit in _files(paths):
     try:

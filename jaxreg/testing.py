@@ -13,8 +13,8 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from jaxreg._check import check
-from jaxreg._report import Report
+from jaxreg._checker.check import check
+from jaxreg._checker.report import Report
 
 __all__ = ["assert_derivation", "assert_trees_all_close"]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import jaxreg
-from jaxreg import _progress
+from jaxreg._trainer import progress as _progress
 
 NET = jaxreg.MLP((3, 6, 2), "relu", loss="softmax_cross_entropy")
 RNG = np.random.default_rng(0)

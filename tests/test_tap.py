@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jaxreg
-from jaxreg import _tap
+from jaxreg._checker import tap as _tap
 
 
 def _loss(p, x):

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import jaxreg
-from jaxreg import _epoch
+from jaxreg._trainer import epoch as _epoch
 from jaxreg import optim
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jaxreg
-from jaxreg import _epoch
+from jaxreg._trainer import epoch as _epoch
 
 NET = jaxreg.MLP((2, 5, 3), "tanh", loss="softmax_cross_entropy")
 RNG = np.random.default_rng(0)

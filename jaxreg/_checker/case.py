@@ -7,7 +7,7 @@ import time
 import traceback
 from typing import Callable
 
-from jaxreg._report import Report, _json
+from jaxreg._checker.report import Report, _json
 
 EXPECTS = ("ok", "kink", "wrong")
 

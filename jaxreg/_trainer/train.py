@@ -1,4 +1,4 @@
-"""`train`: the host-side loop around the jitted epoch of :mod:`jaxreg._epoch`.
+"""`train`: the host-side loop around the jitted epoch of :mod:`jaxreg._trainer.epoch`.
 
 Contract: data are checked where they enter (shapes, dtypes, finiteness);
 then each epoch is one call of the jitted epoch function, followed by one
@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreg._config import TrainConfig
-from jaxreg._epoch import _epoch_jit, init_state, make_hyper, make_static
+from jaxreg._trainer.config import TrainConfig
+from jaxreg._trainer.epoch import _epoch_jit, init_state, make_hyper, make_static
 from jaxreg._mlp import MLP
 
 Array = jax.Array
@@ -180,7 +180,7 @@ def train(model: MLP, params: Params | None, train_data, config: TrainConfig, *,
     >>> hist["train_loss"].shape
     (5,)
   """
-  from jaxreg import _checkpoint, _progress  # pylint: disable=import-outside-toplevel
+  from jaxreg._trainer import checkpoint as _checkpoint, progress as _progress  # pylint: disable=import-outside-toplevel
   check_model_config("train", model, config)
   history: dict[str, list] = {}
   if resume_from is not None:

@@ -17,10 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreg import _check_ref
-from jaxreg import _diagnose
-from jaxreg._check import _describe_exc
-from jaxreg._report import BAD, Report, Row
+from jaxreg._checker import reference as _check_ref
+from jaxreg._checker import diagnose as _diagnose
+from jaxreg._checker.check import _describe_exc
+from jaxreg._checker.report import BAD, Report, Row
 
 
 def _points(domain, n_grid, n_random, points, seed, dtype):

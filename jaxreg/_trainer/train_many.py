@@ -1,7 +1,7 @@
 """`train_many`: seeds × a hyperparameter grid, trained in one compiled call (S4.8).
 
 Contract: the member for grid point ``g`` and seed ``s`` runs the very epoch
-function of :func:`jaxreg.train` (``jaxreg._epoch.epoch_fn``), so it equals::
+function of :func:`jaxreg.train` (``jaxreg._trainer.epoch.epoch_fn``), so it equals::
 
     jaxreg.train(model, model.init(jax.random.key(s), dtype), train_data,
                  config.replace(seed=s, **grid_point), val_data=val_data)
@@ -25,10 +25,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreg._config import GRID_KEYS, TrainConfig
+from jaxreg._trainer.config import GRID_KEYS, TrainConfig
 from jaxreg._mlp import MLP
-from jaxreg import _epoch
-from jaxreg import _train
+from jaxreg._trainer import epoch as _epoch
+from jaxreg._trainer import train as _train
 
 TRACES = _epoch.TRACES
 

@@ -1,6 +1,6 @@
 """`check`: a hand derivation, step by step, against ``jax.grad`` of the loss.
 
-How it judges (see also :mod:`jaxreg._diagnose` for the comparison):
+How it judges (see also :mod:`jaxreg._checker.diagnose` for the comparison):
 
 1. **Reference.** ``jax.grad`` of ``loss`` w.r.t. ``params`` and w.r.t. a zero
    perturbation added at every :func:`jaxreg.tap` (plus the referee's loss
@@ -45,7 +45,7 @@ How it judges (see also :mod:`jaxreg._diagnose` for the comparison):
    where a tapped value of the same shape is negative/positive (an
    activation-derivative slip), and always the worst element with both values.
 
-Tolerances: see :func:`jaxreg._diagnose.default_tolerances` (float64
+Tolerances: see :func:`jaxreg._checker.diagnose.default_tolerances` (float64
 ``rtol=1e-10``, float32 ``1e-4``; ``atol=0``). The relative error of element
 ``i`` of a quantity is ``|u_i − r_i| / max(|r_i|, floor·max_j |r_j|)`` with
 ``floor = 1e-3`` (float64) or ``1e-2`` (float32); an element mismatches when
@@ -72,9 +72,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreg import _check_ref
-from jaxreg import _diagnose
-from jaxreg._report import BAD, Referee, Report, Row
+from jaxreg._checker import reference as _check_ref
+from jaxreg._checker import diagnose as _diagnose
+from jaxreg._checker.report import BAD, Referee, Report, Row
 
 Array = jax.Array
 

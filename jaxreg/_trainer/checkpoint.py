@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from jaxreg._epoch import TrainState
+from jaxreg._trainer.epoch import TrainState
 
 FORMAT = "jaxreg-checkpoint-1"
 

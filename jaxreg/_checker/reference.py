@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreg import _tap
+from jaxreg._checker import tap as _tap
 
 _CACHE_SIZE = 64
 _CACHE: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()

@@ -22,9 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxreg import _diagnose
-from jaxreg._check import _describe_exc, _leaf_paths
-from jaxreg._report import BAD, Report, Row
+from jaxreg._checker import diagnose as _diagnose
+from jaxreg._checker.check import _describe_exc, _leaf_paths
+from jaxreg._checker.report import BAD, Report, Row
 
 
 def _apply(rule, params, grads, steps):

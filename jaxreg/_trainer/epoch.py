@@ -33,8 +33,8 @@ import jax.numpy as jnp
 import optax
 
 from jaxreg import _losses
-from jaxreg import _optim
-from jaxreg._config import TrainConfig
+from jaxreg._trainer import optim as _optim
+from jaxreg._trainer.config import TrainConfig
 from jaxreg._mlp import MLP
 
 Array = jax.Array
