@@ -1,6 +1,7 @@
 """Checkpoints (atomic .npz + JSON), resuming, the metrics log and the progress bar."""
 
 import collections
+import dataclasses
 import io
 import json
 import os
@@ -11,6 +12,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import jaxreg
@@ -58,8 +60,10 @@ def _bits(dtype, *ints):
 
 def _bitwise_same(a, b):
   """Same treedef, and every leaf the same dtype, shape and bytes."""
-  la, ta = jax.tree.flatten(a)
-  lb, tb = jax.tree.flatten(b)
+  raw = lambda u: jax.random.key_data(u) if jax.dtypes.issubdtype(  # noqa: E731
+      u.dtype, jax.dtypes.prng_key) else u
+  la, ta = jax.tree.flatten(jax.tree.map(raw, a))
+  lb, tb = jax.tree.flatten(jax.tree.map(raw, b))
   return ta == tb and all(
       np.asarray(u).dtype == np.asarray(v).dtype and np.shape(u) == np.shape(v)
       and np.asarray(u).tobytes() == np.asarray(v).tobytes() for u, v in zip(la, lb))
@@ -68,6 +72,13 @@ def _bitwise_same(a, b):
 class Pair(NamedTuple):
   first: object
   second: object
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass
+class Node:
+  a: object
+  b: object
 
 
 # Every float dtype with NaN payloads (quiet and signalling), -0.0, inf and a subnormal.
@@ -111,10 +122,15 @@ def test_like_template_gives_exactly_its_treedef(tmp_path):
   assert _bitwise_same(jaxreg.load(path, like=shapes).params, TREE)
   # A NamedTuple state comes back as the template's class; MLP params as lists of dicts.
   params = NET.init(jax.random.key(0), jnp.bfloat16)
-  state = Pair(params, {"step": jnp.asarray(4, jnp.int32), "key": jax.random.key(5)})
+  state = Pair(params, {"step": jnp.asarray(4, jnp.int32), "key": jax.random.key(5),
+                        "opt": optax.adam(1e-2).init(params), "node": Node(jnp.ones(2), None)})
   path = jaxreg.save(tmp_path / "s", params, state=state)
+  generic = jaxreg.load(path).state
+  assert set(generic.second["node"]) == {"a", "b"} and generic.second["node"]["b"] is None
+  assert type(generic.second["opt"][0]).__name__ == "ScaleByAdamState"
   ck = jaxreg.load(path, like=params, state_like=state)
   assert _bitwise_same(ck.params, params) and type(ck.state) is Pair
+  assert _bitwise_same(ck.state, state)
   assert _bitwise_same(ck.state.first, params) and ck.state.second["step"] == 4
   assert jnp.array_equal(jax.random.key_data(ck.state.second["key"]),
                          jax.random.key_data(jax.random.key(5)))

@@ -33,6 +33,7 @@ import collections
 import dataclasses
 import functools
 import json
+import keyword
 import os
 import secrets
 import zipfile
@@ -122,7 +123,7 @@ def _children(node) -> list[tuple[Any, Any]]:
   return [(path[0] if path else (), child) for path, child in pairs]
 
 
-def leaf_names(tree) -> tuple[list[str], list, Any]:
+def _leaf_names(tree) -> tuple[list[str], list, Any]:
   """``(names, leaves, treedef)``: each leaf's ``/``-joined tree path, as stored."""
   pairs, treedef = jax.tree_util.tree_flatten_with_path(tree)
   names = ["/".join(_entry_name(e) for e in path) for path, _ in pairs]
@@ -162,11 +163,17 @@ def _bits_dtype(dtype: np.dtype) -> np.dtype:
 
 # -------------------------------------------------------------- encoding
 class _Writer:
-  """Collects the ``.npz`` entries of one checkpoint; leaves seen twice are stored once."""
+  """Collects the ``.npz`` entries of one checkpoint; a leaf object seen twice is stored once."""
 
   def __init__(self):
-    self.arrays: dict[str, np.ndarray] = {}
-    self._seen: dict[int, dict] = {}
+    self._data: dict[str, Any] = {}              # entry name -> array (host or device)
+    self._seen: dict[int, tuple[Any, dict]] = {}  # id(leaf) -> (leaf, kept alive; its entry)
+
+  def arrays(self) -> dict[str, np.ndarray]:
+    """The ``.npz`` entries; device arrays come over in one ``jax.device_get``."""
+    host = jax.device_get(self._data)
+    return {k: a.view(_bits_dtype(a.dtype)) if a.dtype.kind == "V" else a
+            for k, a in ((k, np.asarray(a)) for k, a in host.items())}
 
   def tree(self, prefix: str, tree) -> Any:
     return self._node(prefix, (), tree)
@@ -195,28 +202,25 @@ class _Writer:
 
   def _leaf(self, prefix, where, leaf):
     if id(leaf) in self._seen:
-      return self._seen[id(leaf)]
+      return self._seen[id(leaf)][1]
     key = f"{prefix}/{where}" if where else prefix
-    if key in self.arrays:
+    if key in self._data:
       raise ValueError(f"save: two leaves of `{prefix}` share the path name {where!r} "
                        "(e.g. dict keys 0 and '0'); rename one.")
     dtype = getattr(leaf, "dtype", None)
     if dtype is not None and _is_key(dtype):
       entry = {"leaf": key, "dtype": str(dtype), "shape": list(leaf.shape),
                "impl": str(jax.random.key_impl(leaf))}
-      self.arrays[key] = np.asarray(jax.random.key_data(leaf))
+      self._data[key] = jax.random.key_data(leaf)
     else:
-      a = np.asarray(jax.device_get(leaf))
-      if _ml_dtype(a.dtype.name) is not None:
-        data = a.view(_bits_dtype(a.dtype))
-      elif a.dtype.kind in _NATIVE_KINDS:
-        data = a
-      else:
+      data = leaf if isinstance(leaf, jax.Array) else np.asarray(leaf)
+      dt = np.dtype(data.dtype)
+      if _ml_dtype(dt.name) is None and dt.kind not in _NATIVE_KINDS:
         raise TypeError(f"save: `{prefix}` leaf {where or '(root)'!r} must be a numeric or bool "
-                        f"array, got {type(leaf).__name__} of dtype {a.dtype}.")
-      entry = {"leaf": key, "dtype": a.dtype.name, "shape": list(a.shape)}
-      self.arrays[key] = data
-    self._seen[id(leaf)] = entry
+                        f"array, got {type(leaf).__name__} of dtype {dt}.")
+      entry = {"leaf": key, "dtype": dt.name, "shape": list(data.shape)}
+      self._data[key] = data
+    self._seen[id(leaf)] = (leaf, entry)
     return entry
 
 
@@ -317,8 +321,9 @@ def save(path: str | os.PathLike, params, *, state=None, history: dict | None = 
   hist = None if history is None else {str(k): np.asarray(v) for k, v in history.items()}
   layout["trees"] = {name: w.tree(name, tree)
                      for name, tree in zip(TREES, (params, state, hist)) if tree is not None}
-  w.arrays[_META] = np.frombuffer(json.dumps(layout).encode("utf-8"), np.uint8)
-  _write_atomic(path, w.arrays)
+  arrays = w.arrays()
+  arrays[_META] = np.frombuffer(json.dumps(layout).encode("utf-8"), np.uint8)
+  _write_atomic(path, arrays)
   return path
 
 
@@ -342,8 +347,8 @@ def _write_atomic(path: str, arrays: dict) -> None:
 # ------------------------------------------------------------------ load
 @functools.lru_cache(maxsize=None)
 def _namedtuple(name: str, fields: tuple[str, ...]):
-  return collections.namedtuple(name if name.isidentifier() else "NamedTuple", fields,
-                                rename=True)
+  ok = name.isidentifier() and not keyword.iskeyword(name)
+  return collections.namedtuple(name if ok else "NamedTuple", fields, rename=True)
 
 
 class _Reader:
@@ -364,7 +369,7 @@ class _Reader:
             NotImplementedError) as e:
       why = ("it holds Python objects, not plain arrays" if "pickle" in str(e).lower()
              else f"{type(e).__name__}: {e}")
-      self.fail(f"the entry {key!r} cannot be read ({why}); the file is truncated or corrupted")
+      self.fail(f"the entry {key!r} cannot be read ({why}); the file is truncated, corrupted or foreign")
 
   def tree(self, node, where: str):
     """Rebuilds the tree whose JSON structure is ``node``."""
@@ -417,7 +422,10 @@ class _Reader:
       impl = node.get("impl")
       if a.dtype != np.uint32 or list(a.shape[:len(shape)]) != shape or not isinstance(impl, str):
         self.fail(f"the PRNG key entry {key!r} has dtype {a.dtype} and shape {a.shape}")
-      return jax.random.wrap_key_data(a, impl=impl)
+      try:
+        return jax.random.wrap_key_data(a, impl=impl)
+      except (ValueError, TypeError) as e:
+        self.fail(f"the PRNG key entry {key!r} does not fit the implementation {impl!r} ({e})")
     dtype = _dtype_named(name)
     if dtype is None:
       self.fail(f"the entry {key!r} has an unknown dtype {name!r}")
@@ -537,8 +545,8 @@ def _conform(tree, like, what: str, argname: str, path):
   where = f"load: {path!r}" if path else "Checkpoint.conform"
   if tree is None:
     raise ValueError(f"{where}: `{argname}` was given but the checkpoint holds no {what}.")
-  names, leaves, _ = leaf_names(tree)
-  like_names, like_leaves, like_def = leaf_names(like)
+  names, leaves, _ = _leaf_names(tree)
+  like_names, like_leaves, like_def = _leaf_names(like)
   stored = dict(zip(names, leaves))
   problems = []
   missing = [n for n in like_names if n not in stored]
