@@ -185,9 +185,7 @@ def train(model: MLP, params: Params | None, train_data, config: TrainConfig, *,
   history: dict[str, list] = {}
   if resume_from is not None:
     ckpt = resume_from if isinstance(resume_from, _checkpoint.Checkpoint) else _checkpoint.load(resume_from)
-    if ckpt.state is None:
-      raise ValueError("train: `resume_from` holds parameters only, no training state; "
-                       "write it with jaxreg.SaveCheckpoint (or save(..., state=...)).")
+    _checkpoint.check_resume(ckpt, config)
     if params is not None:
       raise ValueError("train: pass `params=None` with `resume_from` (the checkpoint holds them).")
     params = ckpt.state.params
@@ -198,14 +196,13 @@ def train(model: MLP, params: Params | None, train_data, config: TrainConfig, *,
   for i, cb in enumerate(callbacks):
     if not callable(cb):
       raise TypeError(f"train: `callbacks[{i}]` must be callable, got {type(cb).__name__}.")
+    if hasattr(cb, "on_train_begin"):
+      cb.on_train_begin(model, config)
   st = make_static(model, config, x.shape[0], has_val)
   hyper = make_hyper(model, config, dtype)
   if resume_from is not None:
-    state = jax.tree.map(jnp.asarray, ckpt.state)
     template = init_state(st, hyper, params)
-    if jax.tree.structure(state) != jax.tree.structure(template):
-      raise ValueError("train: the checkpoint's state does not match this model and config "
-                       f"(state {jax.tree.structure(state)}, expected {jax.tree.structure(template)}).")
+    state = jax.tree.map(jnp.asarray, ckpt.conform(state_like=template).state)
   else:
     state = init_state(st, hyper, params)
   base_key = jax.random.key(config.seed)
