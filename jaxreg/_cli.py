@@ -262,7 +262,7 @@ def _check(args) -> int:
     print("jaxreg check: no cases found (a file takes part by defining a module-level CHECKS "
           "list of jaxreg.Case)", file=sys.stderr)
     return 2
-  width = min(max(len(c.name) for _, c in cases), 40)
+  width = min(max(len(c.name) for _, c in cases), 48)
   results = []
   t0 = time.perf_counter()
   for f, case in cases:
