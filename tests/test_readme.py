@@ -55,3 +55,12 @@ def test_every_python_block_of_the_readme_runs_in_order(tmp_path):
       proc.stdout[-3000:] + proc.stderr[-6000:])
   assert proc.stdout.count("--- README.md python block") == len(blocks)
 
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+  text = README.read_text(encoding="utf-8")
+  commands = re.search(r"^```bash\n(.*?)^```", text, re.M | re.S).group(1).splitlines()
+  assert len(commands) == 2 and "scripts/main.py" in commands[0] and "pytest" in commands[1]
+  ci = [l for l in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+        if l.strip() and not l.startswith(("#", "set ", "cd "))]
+  assert ci == [commands[1]]
