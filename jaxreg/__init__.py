@@ -34,4 +34,7 @@ from jaxreg._trainer.train import TrainingDiverged as TrainingDiverged
 from jaxreg._trainer.train import train as train
 from jaxreg._trainer.train_many import train_many as train_many
 
+# --- data sets and experiments ---
+from jaxreg import datasets as datasets
+
 __version__ = "0.1.0"
