@@ -139,10 +139,25 @@ def test_digits_without_sklearn_names_the_extra(monkeypatch):
   assert isinstance(e.value, ImportError) and "scikit-learn" in str(e.value)
 
 
+def test_shift_augmentation():
+  d = datasets.digits().take(np.arange(5))
+  aug = datasets.augment_shifts(d)
+  assert aug.x.shape == (25, 64) and aug.t.shape == (25, 10)
+  np.testing.assert_array_equal(aug.x[:5], d.x)
+  np.testing.assert_array_equal(aug.label, np.tile(d.label, 5))
+  img, down = d.x.reshape(5, 8, 8), aug.x[5:10].reshape(5, 8, 8)       # first shift: up by one
+  np.testing.assert_array_equal(down[:, :7], img[:, 1:])
+  np.testing.assert_array_equal(down[:, 7], 0)
+  right = datasets.shift_images(d.x, 0, 1).reshape(5, 8, 8)
+  np.testing.assert_array_equal(right[:, :, 1:], img[:, :, :7])
+  with pytest.raises(ValueError, match=r"`x` must have shape \(n, 64\)"):
+    datasets.shift_images(np.zeros((2, 10)), 1, 0)
+
+
 def test_docstring_examples_run():
   import doctest
 
-  from jaxreg._data import dataset
-  for mod in (dataset, pg):
+  from jaxreg._data import dataset, digits
+  for mod in (dataset, pg, digits):
     result = doctest.testmod(mod)
     assert result.attempted > 0 and result.failed == 0, mod.__name__

@@ -1,10 +1,11 @@
 """Experiments that reproduce the sources' claims, as pure functions returning data.
 
-``jaxreg.experiments``: each experiment module has ``run``-style function
-returning a named record of its measurements, ``section(result)`` (the
-README text as data) and ``plot(result, path)`` (needs the ``plot`` extra;
-matplotlib is imported only then). ``scripts/experiments.py`` runs them and
-writes ``docs/experiments/``.
+``jaxreg.experiments``: each experiment module has a function that runs it
+and returns a named record of its measurements (``vanishing_gradients``,
+``leaky_amplification``, ``activation_curves``), ``section(result)`` (its part
+of the README, as data) and ``plot(result, path)`` (needs the ``plot`` extra;
+matplotlib is imported only then). :data:`EXPERIMENTS` registers them for
+``scripts/experiments.py``, which writes ``docs/experiments/``.
 """
 
 from jaxreg.experiments._probe import Probe as Probe
