@@ -28,5 +28,6 @@ from jaxreg._data.playground import spiral as spiral
 from jaxreg._data.playground import xor as xor
 
 __all__ = ["ONE_PIXEL_SHIFTS", "PLAYGROUND", "Dataset", "MissingExtraError", "Moments",
-           "TrainTest", "TrainValTest", "augment_shifts", "circle", "digits", "gauss", "gauss_variance", "moments", "playground",
-           "shift_images", "shuffle_split", "spiral", "split", "standardize", "standardize_splits", "xor"]
+           "TrainTest", "TrainValTest", "augment_shifts", "circle", "digits", "gauss",
+           "gauss_variance", "moments", "playground", "shift_images", "shuffle_split", "spiral",
+           "split", "standardize", "standardize_splits", "xor"]

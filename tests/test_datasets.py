@@ -60,7 +60,7 @@ def test_spiral_geometry():
   d = datasets.spiral(100, 0.0, seed=0)
   r = _radius(d)
   np.testing.assert_allclose(r[:50], 5 * np.arange(50) / 50, atol=1e-12)
-  np.testing.assert_allclose(d.x[50:], -d.x[:50], atol=1e-12)   # the −1 arm is the +1 arm turned by π
+  np.testing.assert_allclose(d.x[50:], -d.x[:50], atol=1e-12)   # −1 arm: the +1 arm turned by π
   assert r.max() < 5.0
 
 

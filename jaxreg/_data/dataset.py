@@ -100,7 +100,8 @@ def _check_fraction(fname: str, argname: str, value, *, low_open: bool) -> float
 
 def _rng(fname: str, seed) -> np.random.Generator:
   if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-    raise TypeError(f"{fname}: `seed` must be a non-negative int, got {type(seed).__name__} {seed!r}.")
+    raise TypeError(
+        f"{fname}: `seed` must be a non-negative int, got {type(seed).__name__} {seed!r}.")
   if seed < 0:
     raise ValueError(f"{fname}: `seed` must be a non-negative int, got {seed}.")
   return np.random.default_rng(int(seed))

@@ -107,8 +107,8 @@ def section(result: Result, *, figure: str = "") -> Section:
   x = result.x
   rows = [[c.name, fmt(float(c.f.min())), fmt(float(c.f.max())), fmt(c.df_max),
            fmt(c.df_argmax), f"{c.autodiff_error:.1e}"] for c in result.curves]
-  table = markdown_table(["activation", "min f", "max f", "max f'", "at x", "max |f' − jax.grad f|"],
-                         rows)
+  table = markdown_table(
+      ["activation", "min f", "max f", "max f'", "at x", "max |f' − jax.grad f|"], rows)
   agree = all(c.autodiff_error <= TOLERANCE for c in result.curves)
   verdict = HOLDS if agree else FAILS
   facts = []

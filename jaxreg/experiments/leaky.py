@@ -153,7 +153,8 @@ def section(result: Result, *, figure: str = "") -> Section:
   setup = (f"Fresh nets with n hidden layers of width {st.width} (n = {st.depths[0]}…"
            f"{st.depths[-1]}), {st.init} init, a linear output, ½·MSE on one standard-normal "
            f"batch of {st.batch}; per seed the ReLU net and each Leaky ReLU net share weights "
-           f"and data; {st.n_seeds} seeds, float32. Measured: ‖∂L/∂W₁‖ with Leaky ReLU divided "
+           f"and data; {st.n_seeds} seeds, float32. Measured: ‖∂L/∂W₁‖ with Leaky ReLU "
+           f"divided "
            f"by the same with ReLU (first layer: the shallowest), median and interquartile "
            f"range over seeds, next to the claimed (1+α)^n.")
   return Section(

@@ -17,7 +17,7 @@ import numpy as np
 
 from jaxreg import _activations
 from jaxreg.experiments import _probe
-from jaxreg.experiments._probe import Probe, Spread
+from jaxreg.experiments._probe import Probe
 from jaxreg.experiments._report import FAILS, HOLDS, PARTLY, Section, fmt, markdown_table
 
 #: The activations at their standard initialisations, then ReLU with badly scaled weights.
