@@ -4,6 +4,7 @@
     python scripts/experiments.py vanishing leaky     # only these (the others' sections stay)
     python scripts/experiments.py --readme-only       # re-render README.md from saved sections
     python scripts/experiments.py --quick --out /tmp/x   # a fast smoke run elsewhere
+    python scripts/experiments.py --check             # re-run; fail if docs/experiments is stale
 
 Per experiment KEY it writes ``KEY.png`` (the figure) and ``KEY.json`` (its
 README section as data) into the output folder, then renders ``README.md``
@@ -12,8 +13,10 @@ there from every ``*.json`` section present, in the registry's order, with a
 """
 
 import argparse
+import difflib
 import pathlib
 import sys
+import tempfile
 import time
 
 from jaxreg.experiments import _report
@@ -55,6 +58,9 @@ def main(argv=None) -> int:
                  help="output folder (default docs/experiments; required with --quick)")
   p.add_argument("--quick", action="store_true", help="small smoke-run settings")
   p.add_argument("--readme-only", action="store_true", help="only re-render README.md")
+  p.add_argument("--check", action="store_true",
+                 help="run into a temporary folder and fail if the text there (sections, "
+                      "README) differs from --out's")
   args = p.parse_args(argv)
   unknown = [n for n in args.names if n not in registry.EXPERIMENTS]
   if unknown:
@@ -62,6 +68,29 @@ def main(argv=None) -> int:
   if args.quick and args.out is None:
     p.error("--quick needs --out DIR (a smoke run must not overwrite docs/experiments)")
   out = args.out or OUT
+  if args.check:
+    with tempfile.TemporaryDirectory() as tmp:
+      tmp = pathlib.Path(tmp)
+      for saved in out.glob("*.json"):        # sections not re-run are kept as they are
+        (tmp / saved.name).write_text(saved.read_text())
+      run(args, tmp)
+      stale = []
+      for new in sorted(tmp.glob("*.json")) + [tmp / "README.md"]:
+        old = out / new.name
+        a = old.read_text().splitlines() if old.exists() else []
+        b = new.read_text().splitlines()
+        if a != b:
+          stale.append(new.name)
+          sys.stdout.writelines(line + "\n" for line in difflib.unified_diff(
+              a, b, str(old), f"regenerated {new.name}", lineterm="", n=1))
+    print(f"stale: {stale}" if stale else f"{out} is up to date")
+    return 1 if stale else 0
+  run(args, out)
+  return 0
+
+
+def run(args, out: pathlib.Path) -> None:
+  """Runs the selected experiments into ``out`` and renders its README."""
   out.mkdir(parents=True, exist_ok=True)
   names = [] if args.readme_only else (args.names or list(registry.EXPERIMENTS))
   for name in names:
@@ -75,7 +104,6 @@ def main(argv=None) -> int:
           f"({time.perf_counter() - t0:.0f} s)")
   write_readme(out)
   print(f"wrote {out / 'README.md'}")
-  return 0
 
 
 if __name__ == "__main__":
