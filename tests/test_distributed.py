@@ -148,3 +148,32 @@ def test_docstring_examples_run():
   from jaxreg import _distributed
   result = doctest.testmod(_distributed)
   assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("address, bind", [
+    ("127.0.0.1:4321", "127.0.0.1:4321"), ("localhost:4321", "localhost:4321"),
+    ("10.1.2.3:4321", None)])
+def test_initialize_reads_the_launcher_environment(monkeypatch, address, bind):
+  calls = []
+  monkeypatch.setattr(jax.distributed, "initialize", lambda **kwargs: calls.append(kwargs))
+  before = sys.excepthook
+  monkeypatch.setattr(sys, "excepthook", before)
+  monkeypatch.setenv("JAXREG_COORDINATOR", address)
+  monkeypatch.setenv("JAXREG_NUM_PROCESSES", "3")
+  monkeypatch.setenv("JAXREG_PROCESS_ID", "2")
+  info = distributed.initialize(timeout_s=7, heartbeat_timeout_s=8, shutdown_timeout_s=9)
+  assert calls == [dict(
+      coordinator_address=address, num_processes=3, process_id=2, coordinator_bind_address=bind,
+      initialization_timeout=7, heartbeat_timeout_seconds=8, shutdown_timeout_seconds=9)]
+  assert info == distributed.process_info()
+  assert sys.excepthook is not before
+
+
+def test_initialize_leaves_cluster_detection_to_jax(monkeypatch):
+  calls = []
+  monkeypatch.setattr(jax.distributed, "initialize", lambda **kwargs: calls.append(kwargs))
+  for name in ("JAXREG_COORDINATOR", "JAXREG_NUM_PROCESSES", "JAXREG_PROCESS_ID"):
+    monkeypatch.delenv(name, raising=False)
+  distributed.initialize(exit_on_error=False)
+  assert calls[0]["coordinator_address"] is None and calls[0]["num_processes"] is None
+  assert calls[0]["coordinator_bind_address"] is None
