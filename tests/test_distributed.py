@@ -70,6 +70,12 @@ def test_launcher_sets_the_run_environment(tmp_path):
   assert result.coordinator_address.startswith("127.0.0.1:")
 
 
+def test_launcher_runs_a_module_by_name():
+  result = distributed.launch_local("this", 1, timeout_s=60)
+  assert result.ok, result.describe()
+  assert "Beautiful is better than ugly." in result.processes[0].stdout
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(target="x.py", n_processes=0), ValueError, "n_processes must be >= 1, got 0"),
     (dict(target="x.py", n_processes=2.0), TypeError, "n_processes must be an int"),
