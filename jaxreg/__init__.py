@@ -38,4 +38,7 @@ from jaxreg._trainer.train_many import train_many as train_many
 from jaxreg import datasets as datasets
 from jaxreg import experiments as experiments
 
+# --- multi-process runs ---
+from jaxreg import distributed as distributed
+
 __version__ = "0.1.0"
