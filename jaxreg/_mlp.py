@@ -53,16 +53,27 @@ def _per_layer(value, n: int, argname: str, resolve, *, single_hidden_only: bool
 
 
 def _check_output_fits_loss(loss, out, *, single: bool) -> None:
-  """Refuses a loss on probabilities after an output activation that is not into ``(0, 1)``."""
-  if loss is not _losses.binary_cross_entropy or _activations.maps_into_unit_interval(out):
-    return
-  hint = (" (A single `activation` applies to the hidden layers only and leaves the output "
-          "layer linear; give one per dense layer, e.g. [..., 'sigmoid'].)" if single else "")
-  raise ValueError(
-      f"MLP: loss='binary_cross_entropy' takes probabilities, so the output activation must map "
-      f"into (0, 1) (sigmoid), got {out!r}: its outputs reach outside (0, 1), where the loss "
-      "takes the log of a non-positive number (NaN). Put a sigmoid on the output layer, or keep "
-      f"it linear and use loss='binary_cross_entropy_with_logits'.{hint}")
+  """Refuses a binary cross-entropy whose input the output activation cannot produce.
+
+  ``binary_cross_entropy`` takes probabilities, so the output must map into
+  ``(0, 1)``; ``binary_cross_entropy_with_logits`` takes logits, and after a
+  sigmoid its prediction ``σ(σ(z))`` is stuck in ``(1/2, σ(1) ≈ 0.73)``.
+  """
+  if loss is _losses.binary_cross_entropy and not _activations.maps_into_unit_interval(out):
+    hint = (" (A single `activation` applies to the hidden layers only and leaves the output "
+            "layer linear; give one per dense layer, e.g. [..., 'sigmoid'].)" if single else "")
+    raise ValueError(
+        f"MLP: loss='binary_cross_entropy' takes probabilities, so the output activation must "
+        f"map into (0, 1) (sigmoid), got {out!r}: its outputs reach outside (0, 1), where the "
+        "loss takes the log of a non-positive number (NaN). Put a sigmoid on the output layer, "
+        f"or keep it linear and use loss='binary_cross_entropy_with_logits'.{hint}")
+  if (loss is _losses.binary_cross_entropy_with_logits
+      and _activations.maps_into_unit_interval(out)):
+    raise ValueError(
+        f"MLP: loss='binary_cross_entropy_with_logits' takes logits (a linear output) and applies "
+        f"the sigmoid itself, but the output activation {out!r} already maps into (0, 1), so no "
+        "prediction can go below 1/2. Make the output layer linear (None), or use "
+        "loss='binary_cross_entropy' after the sigmoid.")
 
 
 class MLP:
@@ -88,9 +99,10 @@ class MLP:
       (weights ``N(0, 1/n_in)``, biases ``N(0, 1)``).
 
   Raises:
-    ValueError: for bad sizes, names or slots, and for
+    ValueError: for bad sizes, names or slots; for
       ``loss="binary_cross_entropy"`` after an output activation that does
-      not map into ``(0, 1)``.
+      not map into ``(0, 1)``, and ``"binary_cross_entropy_with_logits"``
+      after one that does.
 
   Examples:
     >>> import jax, jax.numpy as jnp

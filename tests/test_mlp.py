@@ -70,7 +70,12 @@ def cases(draw):
   widths = [draw(st.sampled_from([1, 3, 4])) for _ in range(depth + 2)]
   loss = draw(st.sampled_from(LOSSES))
   hidden = [draw(st.sampled_from(ACTIVATIONS)) for _ in range(depth)]
-  out = acts.sigmoid if loss is losses.binary_cross_entropy else draw(st.sampled_from(ACTIVATIONS))
+  if loss is losses.binary_cross_entropy:
+    out = acts.sigmoid   # the output must be a probability
+  elif loss is losses.binary_cross_entropy_with_logits:
+    out = draw(st.sampled_from([a for a in ACTIVATIONS if a is not acts.sigmoid]))
+  else:
+    out = draw(st.sampled_from(ACTIVATIONS))
   if loss is losses.softmax_cross_entropy:
     widths[-1] = max(widths[-1], 3)
   n = depth + 1
@@ -302,6 +307,9 @@ def test_binary_cross_entropy_needs_an_output_into_the_unit_interval():
                          lambda x: jnp.where(jnp.abs(x) < 2.5, 0.2, 0.0), kinks=(-2.5, 2.5))
   with pytest.raises(ValueError, match="got hard_sigmoid"):
     jaxreg.MLP((3, 1), [hard], loss="binary_cross_entropy")
+  # Logits after a sigmoid: σ(σ(z)) > 1/2, a target of 0 can never be fit.
+  with pytest.raises(ValueError, match=r"takes logits.*sigmoid already maps into \(0, 1\)"):
+    jaxreg.MLP((3, 4, 1), ["relu", "sigmoid"], loss="binary_cross_entropy_with_logits")
 
 
 def test_binary_cross_entropy_with_logits_on_a_linear_output():
