@@ -5,6 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jaxreg import _activations
 from jaxreg import _losses
@@ -198,3 +200,34 @@ def test_check_targets_needs_concrete_data_and_names_the_argument():
   # A loss of your own: only finiteness is known.
   own = losses.Loss("own", losses.mse.fn, losses.mse.grad)
   losses.check_targets(own, np.array([[7.0]]), argname="t")
+
+
+# ------------------------------------------------------- no false alarms
+@settings(max_examples=25)
+@given(coefs=st.lists(st.floats(-2.0, 2.0), min_size=4, max_size=4),
+       kink=st.sampled_from([None, -1.0, 0.0, 0.5]), slope=st.floats(0.0, 1.0),
+       wrong=st.sampled_from([None, 1e-3, -0.05, 2.0]))
+def test_random_closed_forms_pass_exactly_when_right(coefs, kink, slope, wrong):
+  """p(x) = Σ c_i xⁱ (+ a hinge of slope `slope` at `kink`) with its exact derivative passes;
+  the derivative scaled by (1 + wrong) is refused (when it changes anything)."""
+  c0, c1, c2, c3 = coefs
+  k = 0.0 if kink is None else kink
+
+  def fn(x):
+    p = c0 + c1 * x + c2 * x**2 + 0.1 * c3 * x**3
+    return p if kink is None else p + slope * jnp.maximum(x - k, 0.0)
+
+  def grad(x):
+    d = c1 + 2 * c2 * x + 0.3 * c3 * x**2
+    if kink is not None:
+      d = d + slope * (x > k)
+    return d if wrong is None else d * (1 + wrong)
+
+  kinks = () if kink is None else (kink,)
+  if wrong is None:
+    acts.Activation("poly", fn, grad, kinks=kinks)
+    return
+  changes = any(abs(v) > 1e-6 for v in (c1, c2, c3)) or (kink is not None and slope > 1e-6)
+  if changes:
+    with pytest.raises(ValueError, match="'poly'"):
+      acts.Activation("poly", fn, grad, kinks=kinks)
