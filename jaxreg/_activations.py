@@ -12,16 +12,26 @@ uses ``relu'(0) = 1``).
 Wherever jaxreg expects an activation, the name as a string works too
 (``"relu"``, ``"leaky_relu"``), as does a factory such as ``leaky_relu`` used
 with its defaults.
+
+A closed form is verified where it enters: constructing an activation (one of
+your own, a factory's, or ``with_kink_value``) compares ``grad`` with
+``jax.grad(fn)`` on a grid of ``[-6, 6]`` plus random points, and checks that
+each kink's value lies between the one-sided derivatives of ``fn`` there; a
+mismatch is a ``ValueError`` naming the activation and its worst point
+(``verify=False`` skips this). The module-level built-ins are verified by the
+test suite instead, so importing jaxreg runs no check.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 ArrayFn = Callable[[Array], Array]
@@ -40,6 +50,13 @@ class Activation:
     kink_value: the derivative value ``grad`` returns at every kink, or
       ``None`` to use whatever ``grad`` computes there.
     params: hyperparameters, for reprs and equality (e.g. ``(("alpha", 0.01),)``).
+    verify: check ``grad`` against ``jax.grad(fn)`` when the activation is
+      constructed (see the module docstring); ``False`` skips the check.
+
+  Raises:
+    ValueError: when ``verify`` is on and ``grad`` disagrees with
+      ``jax.grad(fn)`` away from the kinks, or a kink's derivative value lies
+      outside the one-sided derivatives of ``fn`` there.
 
   Examples:
     >>> import jax.numpy as jnp
@@ -54,6 +71,10 @@ class Activation:
     >>> cube = Activation("cube", lambda x: x**3, lambda x: 3 * x**2)
     >>> cube.grad(jnp.array(2.0)).item()
     12.0
+    >>> Activation("cube", lambda x: x**3, lambda x: 3 * x)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: Activation 'cube': its closed-form `grad` disagrees with jax.grad(fn) ...
   """
 
   name: str
@@ -62,8 +83,12 @@ class Activation:
   kinks: tuple[float, ...] = ()
   kink_value: float | None = None
   params: tuple[tuple[str, Any], ...] = ()
+  verify: bool = dataclasses.field(default=True, repr=False)
   _builtin: bool = dataclasses.field(default=False, repr=False)
   _default_kink_value: float | None = dataclasses.field(default=None, repr=False)
+  # (fn, grad_fn, kink_value) as last verified, or trusted for the module-level
+  # built-ins: a copy with the same three is not verified again.
+  _verified: tuple | None = dataclasses.field(default=None, repr=False)
 
   def __post_init__(self):
     if not isinstance(self.name, str) or not self.name:
@@ -80,6 +105,14 @@ class Activation:
       if not math.isfinite(v):
         raise ValueError(f"Activation {self.name!r}: `kink_value` must be finite, got {v}.")
       object.__setattr__(self, "kink_value", v)
+    if not isinstance(self.verify, bool):
+      raise TypeError(f"Activation {self.name!r}: `verify` must be a bool, got {self.verify!r}.")
+    if self.verify:
+      done = self._verified
+      if (done is None or done[0] is not self.fn or done[1] is not self.grad_fn
+          or done[2] != self.kink_value):
+        verify_activation(self)
+      object.__setattr__(self, "_verified", (self.fn, self.grad_fn, self.kink_value))
 
   # Equality/hash by value for built-ins (so two `leaky_relu(0.1)` are the same
   # static config under jit), by function identity for user-defined ones.
@@ -117,6 +150,11 @@ class Activation:
 
     ``relu.with_kink_value(1.0)`` is S0's ``H(0) = 1``;
     ``relu.with_kink_value(0.5)`` is what ``jnp.maximum(0, x)`` differentiates to.
+
+    Raises:
+      ValueError: if the activation has no kink, or (unless it was built with
+        ``verify=False``) ``value`` lies outside the one-sided derivatives of
+        ``fn`` at a kink (``relu.with_kink_value(2.0)``).
     """
     if not self.kinks:
       raise ValueError(
@@ -125,9 +163,154 @@ class Activation:
     return dataclasses.replace(self, kink_value=value)
 
 
-def _builtin(name, fn, grad, kinks=(), kink_value=None, params=()):
+def _builtin(name, fn, grad, kinks=(), kink_value=None, params=(), *, trusted):
+  """A jaxreg activation; ``trusted`` ones (module-level, tested) skip construction checks."""
   return Activation(name, fn, grad, tuple(kinks), kink_value, tuple(params), _builtin=True,
-                    _default_kink_value=kink_value)
+                    _default_kink_value=kink_value,
+                    _verified=(fn, grad, kink_value) if trusted else None)
+
+
+# ------------------------------------------------------- verification
+# Probe points for a closed form: [-6, 6] in steps of 0.01 (exact integers and
+# 0 included), random N(0, 3²) points, and around each kink k the points
+# k ± 10⁻¹ … 10⁻⁶ and k ± δ (δ tiny, for the one-sided derivatives). Fixed, so a
+# check is reproducible; padded to a multiple of 512 so that every check runs
+# the same few array shapes and reuses JAX's compiled primitives.
+_GRID = np.arange(-600, 601) / 100.0
+_RANDOM = np.random.default_rng(0).normal(0.0, 3.0, 256)
+_NEAR_KINK = 10.0 ** -np.arange(1, 7)
+_PAD_TO = 512
+
+
+class _Probe(NamedTuple):
+  """Probe points ``x`` and where in ``x`` each kind of point sits.
+
+  Attributes:
+    x: all points, padded.
+    smooth: mask of the points judged against autodiff (not at a kink, not padding).
+    left: for each kink ``k``, the index of ``k − δ``.
+    right: for each kink, the index of ``k + δ``.
+    at: for each kink, the index of ``k`` itself.
+  """
+  x: np.ndarray
+  smooth: np.ndarray
+  left: np.ndarray
+  right: np.ndarray
+  at: np.ndarray
+
+
+def _probe(kinks: tuple[float, ...], dtype: np.dtype) -> _Probe:
+  k = np.asarray(kinks, np.float64)
+  delta = np.maximum(np.abs(k), 1.0) * float(np.finfo(dtype).eps) ** 0.75
+  near = (k[:, None] + np.concatenate([-_NEAR_KINK, _NEAR_KINK])).ravel()
+  body = np.concatenate([_GRID, _RANDOM, near, k - delta, k + delta]).astype(dtype)
+  n, nk = len(body), len(k)
+  x = np.zeros(-(-(n + nk) // _PAD_TO) * _PAD_TO, dtype)
+  x[:n], x[n:n + nk] = body, k
+  smooth = np.zeros(len(x), bool)
+  smooth[:n] = ~np.isin(body, k.astype(dtype))
+  first = n - 2 * nk
+  return _Probe(x, smooth, np.arange(first, first + nk), np.arange(first + nk, n),
+                np.arange(n, n + nk))
+
+
+def maps_into_unit_interval(act: Activation) -> bool:
+  """Whether ``act``'s outputs lie in ``(0, 1)`` (what a loss on probabilities needs).
+
+  Among the built-ins only :data:`sigmoid` does; an activation of your own is
+  judged by its values on the probe points (``[-6, 6]`` and random ones).
+  """
+  if act._builtin:  # pylint: disable=protected-access
+    return act.name == "sigmoid"
+  x = _probe((), float_dtype()).x
+  with jax.ensure_compile_time_eval():
+    y = np.asarray(act.fn(jnp.asarray(x)))
+  return bool(np.all((y > 0) & (y < 1)))
+
+
+def float_dtype() -> np.dtype:
+  """The dtype that jaxreg computes in by default (float64 under ``jax_enable_x64``)."""
+  return np.dtype(jnp.asarray(0.0).dtype)
+
+
+def tolerance(dtype) -> float:
+  """Relative tolerance of a closed form against autodiff in ``dtype``: ``10·√eps``."""
+  return 10.0 * float(np.finfo(dtype).eps) ** 0.5
+
+
+def closed_form_errors(got: np.ndarray, ref: np.ndarray, valid: np.ndarray) -> np.ndarray:
+  """Elementwise ``|got − ref| / max(|ref|, 10⁻³·max|ref|)`` where ``valid``, else 0.
+
+  The floor keeps the relative error meaningful where the derivative itself
+  is a cancellation (the tails of sigmoid or tanh, whose derivatives the
+  forward value fixes to one ulp only). A non-finite ``got`` where ``ref``
+  is finite is an infinite error.
+  """
+  scale = float(np.max(np.abs(ref[valid]))) if valid.any() else 0.0
+  floor = max(1e-3 * scale, float(np.finfo(ref.dtype).tiny))
+  with np.errstate(invalid="ignore", over="ignore"):
+    err = np.abs(got - ref) / np.maximum(np.abs(ref), floor)
+  err = np.where(np.isfinite(got), err, np.inf)
+  return np.where(valid, err, 0.0)
+
+
+def verify_activation(act: Activation, dtype=None) -> None:
+  """Raises ``ValueError`` unless ``act.grad`` equals ``jax.grad(act.fn)``.
+
+  Away from the declared kinks the two must agree on every probe point where
+  ``fn`` and ``jax.grad(fn)`` are finite (elsewhere is outside ``fn``'s
+  domain); at each kink ``act.grad`` must lie between the one-sided
+  derivatives of ``fn`` (any value there is a valid convention, as
+  ``relu'(0) ∈ [0, 1]``; a kink where one side is not finite is not judged).
+
+  Args:
+    act: the activation.
+    dtype: float dtype of the probe points; default jaxreg's default float.
+  """
+  dtype = float_dtype() if dtype is None else np.dtype(dtype)
+  probe = _probe(act.kinks, dtype)
+  with jax.ensure_compile_time_eval():   # evaluate now, even inside a caller's jit
+    x = jnp.asarray(probe.x)
+    fx = np.asarray(act.fn(x))
+    ref = np.asarray(jax.vmap(jax.grad(act.fn))(x))
+    got = act.grad(x)
+  if jnp.shape(got) != probe.x.shape:
+    raise ValueError(
+        f"Activation {act.name!r}: `grad(x)` must return an array of x's shape (it is "
+        f"elementwise); for x of shape {probe.x.shape} it returned shape {jnp.shape(got)}. "
+        "For a constant derivative write e.g. `jnp.ones_like(x)`.")
+  got = np.asarray(got)
+  tol = tolerance(dtype)
+  valid = probe.smooth & np.isfinite(ref) & np.isfinite(fx)
+  if not valid.any():
+    raise ValueError(
+        f"Activation {act.name!r}: cannot verify its closed-form `grad`: `fn` or jax.grad(fn) "
+        f"is not finite at any probe point in [-6, 6] ({dtype}). "
+        "Pass verify=False to skip this check.")
+  err = closed_form_errors(got, ref, valid)
+  i = int(np.argmax(err))
+  if err[i] > tol:
+    n_bad = int(np.sum(err > tol))
+    where = (f"{n_bad} of {int(valid.sum())} probe points disagree" if n_bad > 1 else
+             "only this point disagrees: if fn has a kink there, declare it, e.g. "
+             f"kinks=({float(probe.x[i])!r},)")
+    raise ValueError(
+        f"Activation {act.name!r}: its closed-form `grad` disagrees with jax.grad(fn) "
+        f"(relative tolerance {tol:.2g} in {dtype}). Worst at x = {float(probe.x[i])!r}: "
+        f"grad(x) = {float(got[i])!r}, jax.grad(fn)(x) = {float(ref[i])!r} (relative error "
+        f"{float(err[i]):.3g}); {where}. Fix `grad`, or pass verify=False to skip this check.")
+  for k, lft, rgt, g in zip(act.kinks, ref[probe.left], ref[probe.right], got[probe.at]):
+    if not (np.isfinite(lft) and np.isfinite(rgt)):
+      continue
+    lo, hi = min(lft, rgt), max(lft, rgt)
+    slack = tol * max(abs(lo), abs(hi), float(np.finfo(dtype).tiny))
+    if not (np.isfinite(g) and lo - slack <= g <= hi + slack):
+      source = "kink_value" if act.kink_value is not None else "grad"
+      raise ValueError(
+          f"Activation {act.name!r}: at its kink x = {k!r} the derivative is {float(g)!r} "
+          f"(from `{source}`), outside the one-sided derivatives of fn there: "
+          f"{float(lft)!r} (left) and {float(rgt)!r} (right). A convention at a kink must lie "
+          "between them. Fix it, or pass verify=False to skip this check.")
 
 
 def _check_finite(fname: str, arg: str, value: Any) -> float:
@@ -154,14 +337,14 @@ def _relu_grad(x):
 
 
 #: ``σ(x) = 1/(1+e^{-x})``; ``σ'(x) = σ(x)(1 − σ(x))`` (max 0.25 at 0, S1.1).
-sigmoid = _builtin("sigmoid", jax.nn.sigmoid, _sigmoid_grad)
+sigmoid = _builtin("sigmoid", jax.nn.sigmoid, _sigmoid_grad, trusted=True)
 
 #: ``tanh(x)``; ``tanh'(x) = 1 − tanh(x)² = 4/(eˣ + e⁻ˣ)²`` (S1.2).
-tanh = _builtin("tanh", jnp.tanh, _tanh_grad)
+tanh = _builtin("tanh", jnp.tanh, _tanh_grad, trusted=True)
 
 #: ``max(0, x)``; ``relu'(x) = H(x)`` with ``relu'(0) = 0`` (JAX's and S1.3's
 #: convention; S0 uses 1: ``relu.with_kink_value(1.0)``).
-relu = _builtin("relu", jax.nn.relu, _relu_grad, kinks=(0.0,), kink_value=0.0)
+relu = _builtin("relu", jax.nn.relu, _relu_grad, kinks=(0.0,), kink_value=0.0, trusted=True)
 
 
 def leaky_relu(alpha: float = 0.01) -> Activation:
@@ -179,6 +362,12 @@ def leaky_relu(alpha: float = 0.01) -> Activation:
   alpha = _check_finite("leaky_relu", "alpha", alpha)
   if not 0.0 <= alpha < 1.0:
     raise ValueError(f"leaky_relu: `alpha` must be in [0, 1), got {alpha}.")
+  return _leaky_relu(alpha)
+
+
+@functools.lru_cache(maxsize=64)
+def _leaky_relu(alpha: float) -> Activation:
+  """``leaky_relu(alpha)``, verified once per ``alpha``."""
 
   def fn(x):
     return jax.nn.leaky_relu(x, negative_slope=alpha)
@@ -187,7 +376,7 @@ def leaky_relu(alpha: float = 0.01) -> Activation:
     return jnp.where(x >= 0, jnp.ones_like(x), jnp.full_like(x, alpha))
 
   return _builtin("leaky_relu", fn, grad, kinks=(0.0,), kink_value=1.0,
-                  params=(("alpha", alpha),))
+                  params=(("alpha", alpha),), trusted=False)
 
 
 def elu(alpha: float = 1.0) -> Activation:
@@ -205,6 +394,12 @@ def elu(alpha: float = 1.0) -> Activation:
   alpha = _check_finite("elu", "alpha", alpha)
   if alpha < 0:
     raise ValueError(f"elu: `alpha` must be >= 0, got {alpha}.")
+  return _elu(alpha)
+
+
+@functools.lru_cache(maxsize=64)
+def _elu(alpha: float) -> Activation:
+  """``elu(alpha)``, verified once per ``alpha``."""
 
   def fn(x):
     return jax.nn.elu(x, alpha=alpha)
@@ -212,7 +407,8 @@ def elu(alpha: float = 1.0) -> Activation:
   def grad(x):
     return jnp.where(x > 0, jnp.ones_like(x), alpha * jnp.exp(jnp.minimum(x, 0)))
 
-  return _builtin("elu", fn, grad, kinks=(0.0,), kink_value=alpha, params=(("alpha", alpha),))
+  return _builtin("elu", fn, grad, kinks=(0.0,), kink_value=alpha, params=(("alpha", alpha),),
+                  trusted=False)
 
 
 def _softplus(x):
@@ -220,7 +416,7 @@ def _softplus(x):
 
 
 #: ``log(1 + eˣ)``; derivative ``σ(x)``.
-softplus = _builtin("softplus", _softplus, jax.nn.sigmoid)
+softplus = _builtin("softplus", _softplus, jax.nn.sigmoid, trusted=True)
 
 _GELU_C = math.sqrt(2.0 / math.pi)
 
@@ -244,7 +440,7 @@ def _gelu_grad(x):
 #: GELU, tanh approximation (as ``jax.nn.gelu``'s default, to rounding):
 #: ``½x(1 + tanh u) = x·σ(2u)``, ``u = √(2/π)(x + 0.044715x³)``;
 #: derivative ``σ(2u) + 2x·σ(2u)(1 − σ(2u))·√(2/π)(1 + 0.134145x²)``.
-gelu = _builtin("gelu", _gelu, _gelu_grad)
+gelu = _builtin("gelu", _gelu, _gelu_grad, trusted=True)
 
 
 def _silu_grad(x):
@@ -253,7 +449,7 @@ def _silu_grad(x):
 
 
 #: SiLU / swish ``x·σ(x)``; derivative ``σ(x)(1 + x(1 − σ(x)))``.
-silu = _builtin("silu", jax.nn.silu, _silu_grad)
+silu = _builtin("silu", jax.nn.silu, _silu_grad, trusted=True)
 
 
 def _identity(x):
@@ -261,7 +457,7 @@ def _identity(x):
 
 
 #: ``f(x) = x``; derivative 1 (a linear layer).
-identity = _builtin("identity", _identity, jnp.ones_like)
+identity = _builtin("identity", _identity, jnp.ones_like, trusted=True)
 
 _FACTORIES = {"leaky_relu": leaky_relu, "elu": elu}
 _INSTANCES = {a.name: a for a in (sigmoid, tanh, relu, softplus, gelu, silu, identity)}

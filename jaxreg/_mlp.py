@@ -52,6 +52,30 @@ def _per_layer(value, n: int, argname: str, resolve, *, single_hidden_only: bool
   return tuple([one] * n)
 
 
+def _check_output_fits_loss(loss, out, *, single: bool) -> None:
+  """Refuses a binary cross-entropy whose input the output activation cannot produce.
+
+  ``binary_cross_entropy`` takes probabilities, so the output must map into
+  ``(0, 1)``; ``binary_cross_entropy_with_logits`` takes logits, and after a
+  sigmoid its prediction ``σ(σ(z))`` is stuck in ``(1/2, σ(1) ≈ 0.73)``.
+  """
+  if loss is _losses.binary_cross_entropy and not _activations.maps_into_unit_interval(out):
+    hint = (" (A single `activation` applies to the hidden layers only and leaves the output "
+            "layer linear; give one per dense layer, e.g. [..., 'sigmoid'].)" if single else "")
+    raise ValueError(
+        f"MLP: loss='binary_cross_entropy' takes probabilities, so the output activation must "
+        f"map into (0, 1) (sigmoid), got {out!r}: its outputs reach outside (0, 1), where the "
+        "loss takes the log of a non-positive number (NaN). Put a sigmoid on the output layer, "
+        f"or keep it linear and use loss='binary_cross_entropy_with_logits'.{hint}")
+  if (loss is _losses.binary_cross_entropy_with_logits
+      and _activations.maps_into_unit_interval(out)):
+    raise ValueError(
+        f"MLP: loss='binary_cross_entropy_with_logits' takes logits (a linear output) and applies "
+        f"the sigmoid itself, but the output activation {out!r} already maps into (0, 1), so no "
+        "prediction can go below 1/2. Make the output layer linear (None), or use "
+        "loss='binary_cross_entropy' after the sigmoid.")
+
+
 class MLP:
   """A dense network spec with pure ``init``/``apply``/``loss``/``backprop``.
 
@@ -61,6 +85,8 @@ class MLP:
       then linear), or a sequence with one per dense layer (``None`` =
       linear). Activations may be given by name (``"relu"``).
     loss: a :class:`jaxreg.losses.Loss` or its name; batch-averaged.
+      ``"binary_cross_entropy"`` takes probabilities and needs a sigmoid
+      output layer; on a linear output use ``"binary_cross_entropy_with_logits"``.
     kernel_regularizer: a :class:`jaxreg.penalties.Penalty` for every
       layer's ``W``, or a sequence with one per dense layer (``None`` = none).
     bias_regularizer: likewise for every ``b``.
@@ -71,6 +97,12 @@ class MLP:
     init: ``"glorot_uniform"`` (Keras default; biases 0), ``"he_normal"``
       (truncated normal, std ``√(2/n_in)``; biases 0) or ``"nielsen"``
       (weights ``N(0, 1/n_in)``, biases ``N(0, 1)``).
+
+  Raises:
+    ValueError: for bad sizes, names or slots; for
+      ``loss="binary_cross_entropy"`` after an output activation that does
+      not map into ``(0, 1)``, and ``"binary_cross_entropy_with_logits"``
+      after one that does.
 
   Examples:
     >>> import jax, jax.numpy as jnp
@@ -112,6 +144,8 @@ class MLP:
     set_(self, "activations", _per_layer(activation, n, "activation", _activations.get,
                                          single_hidden_only=True))
     set_(self, "loss_fn", _losses.get(loss))
+    _check_output_fits_loss(self.loss_fn, self.activations[-1],
+                            single=not isinstance(activation, (list, tuple)))
     for slot, value in (("kernel_regularizer", kernel_regularizer),
                         ("bias_regularizer", bias_regularizer),
                         ("activity_regularizer", activity_regularizer)):

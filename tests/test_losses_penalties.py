@@ -19,6 +19,9 @@ def _inputs(loss, key, m=7, k=5):
   if loss is losses.binary_cross_entropy:
     y = jax.random.uniform(k1, (m, k), minval=0.05, maxval=0.95)
     t = jax.random.bernoulli(k2, 0.5, (m, k)).astype(y.dtype)
+  elif loss is losses.binary_cross_entropy_with_logits:
+    y = jax.random.normal(k1, (m, k)) * 4
+    t = jax.random.uniform(k2, (m, k))
   elif loss is losses.softmax_cross_entropy:
     y = jax.random.normal(k1, (m, k)) * 3
     t = jax.random.dirichlet(k2, jnp.ones(k), (m,))

@@ -25,7 +25,8 @@ from jaxreg import penalties
 # common). Other conventions are tested at their kinks below.
 ACTIVATIONS = [acts.sigmoid, acts.tanh, acts.relu, acts.leaky_relu(0.1), acts.elu(0.7), acts.softplus,
                acts.gelu, acts.silu, acts.identity]
-LOSSES = [losses.mse, losses.binary_cross_entropy, losses.softmax_cross_entropy]
+LOSSES = [losses.mse, losses.binary_cross_entropy, losses.binary_cross_entropy_with_logits,
+          losses.softmax_cross_entropy]
 PENALTIES = [None, penalties.l1(0.03), penalties.l2(0.05), penalties.l1_l2(0.02, 0.04)]
 
 
@@ -45,7 +46,7 @@ def _data(model, key, m):
   k = model.sizes[-1]
   if model.loss_fn is losses.mse:
     t = jax.random.normal(kt, (m, k))
-  elif model.loss_fn is losses.binary_cross_entropy:
+  elif model.loss_fn in (losses.binary_cross_entropy, losses.binary_cross_entropy_with_logits):
     t = jax.random.bernoulli(kt, 0.5, (m, k)).astype(x.dtype)
   else:
     t = jax.nn.one_hot(jax.random.randint(kt, (m,), 0, k), k, dtype=x.dtype)
@@ -69,7 +70,12 @@ def cases(draw):
   widths = [draw(st.sampled_from([1, 3, 4])) for _ in range(depth + 2)]
   loss = draw(st.sampled_from(LOSSES))
   hidden = [draw(st.sampled_from(ACTIVATIONS)) for _ in range(depth)]
-  out = acts.sigmoid if loss is losses.binary_cross_entropy else draw(st.sampled_from(ACTIVATIONS))
+  if loss is losses.binary_cross_entropy:
+    out = acts.sigmoid   # the output must be a probability
+  elif loss is losses.binary_cross_entropy_with_logits:
+    out = draw(st.sampled_from([a for a in ACTIVATIONS if a is not acts.sigmoid]))
+  else:
+    out = draw(st.sampled_from(ACTIVATIONS))
   if loss is losses.softmax_cross_entropy:
     widths[-1] = max(widths[-1], 3)
   n = depth + 1
@@ -282,3 +288,40 @@ def test_spec_errors(kwargs, exc, match):
 def test_backprop_function_refuses_non_mlp():
   with pytest.raises(TypeError, match="`model` must be a jaxreg.MLP"):
     jaxreg.backprop("mlp", P, X, T)
+
+
+def test_binary_cross_entropy_needs_an_output_into_the_unit_interval():
+  # A single activation leaves the output layer linear: log of values outside (0, 1) is NaN.
+  with pytest.raises(ValueError, match=r"binary_cross_entropy.*\(0, 1\).*got identity.*"
+                                       r"binary_cross_entropy_with_logits.*one per dense layer"):
+    jaxreg.MLP((3, 4, 1), "sigmoid", loss="binary_cross_entropy")
+  with pytest.raises(ValueError, match=r"got tanh.*with_logits"):
+    jaxreg.MLP((3, 4, 1), ["relu", "tanh"], loss="binary_cross_entropy")
+  net = jaxreg.MLP((3, 4, 1), ["relu", "sigmoid"], loss="binary_cross_entropy")
+  assert net.activations[-1] is acts.sigmoid
+  # An activation of your own is judged by its values: into (0, 1) passes, onto [0, 1] does not.
+  half_tanh = acts.Activation("half_tanh", lambda x: 0.5 + 0.5 * jnp.tanh(x),
+                              lambda x: 0.5 * (1 - jnp.tanh(x) ** 2))
+  jaxreg.MLP((3, 1), [half_tanh], loss="binary_cross_entropy")
+  hard = acts.Activation("hard_sigmoid", lambda x: jnp.clip(0.2 * x + 0.5, 0.0, 1.0),
+                         lambda x: jnp.where(jnp.abs(x) < 2.5, 0.2, 0.0), kinks=(-2.5, 2.5))
+  with pytest.raises(ValueError, match="got hard_sigmoid"):
+    jaxreg.MLP((3, 1), [hard], loss="binary_cross_entropy")
+  # Logits after a sigmoid: σ(σ(z)) > 1/2, a target of 0 can never be fit.
+  with pytest.raises(ValueError, match=r"takes logits.*sigmoid already maps into \(0, 1\)"):
+    jaxreg.MLP((3, 4, 1), ["relu", "sigmoid"], loss="binary_cross_entropy_with_logits")
+
+
+def test_binary_cross_entropy_with_logits_on_a_linear_output():
+  net = jaxreg.MLP((3, 4, 2), "tanh", loss="binary_cross_entropy_with_logits")
+  params = net.init(jax.random.key(0), jnp.float64)
+  params[-1]["w"] = params[-1]["w"] * 200.0   # logits far into both tails
+  x = jax.random.normal(jax.random.key(1), (6, 3))
+  t = jax.random.bernoulli(jax.random.key(2), 0.5, (6, 2)).astype(x.dtype)
+  loss, got = net.loss_and_backprop(params, x, t)
+  assert np.isfinite(float(loss)) and float(loss) > 1.0
+  assert tree_rel_err(got, jax.grad(net.loss)(params, x, t)) <= 1e-12
+  # The same loss as binary_cross_entropy after a sigmoid, where that one is finite.
+  params[-1]["w"] = params[-1]["w"] / 200.0
+  sig = jaxreg.MLP((3, 4, 2), ["tanh", "sigmoid"], loss="binary_cross_entropy")
+  assert float(net.loss(params, x, t)) == pytest.approx(float(sig.loss(params, x, t)), rel=1e-12)
