@@ -441,8 +441,7 @@ def _judge(pb: _Problem, report, plan, users, row_stats, scale, ref, taps, ref_o
   # Kinks.
   probe_fn = lambda: _compiled_probe(pb.loss, pb.split, pb.spec, eager)
   base_values = lambda j: j.theta if j.theta is not None else ref.tapped[j.slot.key.name]
-  _kinks.probe(judged, lambda: _kinks.Prober(probe_fn(), pb.params, pb.split.dyn, taps.specs,
-                                             len(pb.p_paths)),
+  _kinks.probe(judged, lambda: _kinks.Prober(probe_fn(), pb.params, pb.split.dyn, taps.specs),
                pb.dtype, scale, max_probes_total, base_values)
 
   # Diagnosis of rows still wrong.

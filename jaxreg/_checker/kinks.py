@@ -88,7 +88,7 @@ def make_probe_fn(loss: Callable, split: "_check_ref.Split", eager: bool):
 class Prober:
   """Evaluates the loss and its taps along one element of a parameter or a tap."""
 
-  def __init__(self, fn, params, dyn, specs: dict, n_leaves: int):
+  def __init__(self, fn, params, dyn, specs: dict):
     self.fn = fn
     self.params, self.dyn = params, dyn
     self.leaves, self.treedef = jax.tree_util.tree_flatten(params)
