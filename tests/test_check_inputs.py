@@ -99,6 +99,10 @@ def test_params_shaped_output_with_wrong_structure(s0):
                    p, x1, t)
   assert any('the "params" entry is a list of 1 item(s)' in n for n in r.notes)
   assert r.row("params['A']").verdict == "missing"
+  r = jaxreg.check(lambda w, x: [2 * w * x * x], lambda w, x: jnp.sum((w * x) ** 2), jnp.ones(3),
+                   jnp.arange(3.0))
+  assert r.error.startswith("the derivation returned a list of 1 item(s) where a pytree shaped "
+                            "like params (an array of shape (3,))")
 
 
 def test_steps_without_params_checks_only_taps(s0):

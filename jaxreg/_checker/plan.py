@@ -129,8 +129,9 @@ def _structure_error(result, params) -> str | None:
     return "returned None"
   p_leaf = jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(params))
   r_def = jax.tree_util.tree_structure(result, is_leaf=lambda y: y is None)
-  if p_leaf or jax.tree_util.treedef_is_leaf(r_def):
-    return None if p_leaf else f"returned {_describe(result)}"
+  r_leaf = jax.tree_util.treedef_is_leaf(r_def)
+  if p_leaf or r_leaf:
+    return None if p_leaf == r_leaf else f"returned {_describe(result)}"
   if type(result) is not type(params) and not (isinstance(result, Mapping)
                                                and isinstance(params, Mapping)):
     return f"returned {_describe(result)}"
