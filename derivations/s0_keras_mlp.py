@@ -406,7 +406,7 @@ CHECKS = [
                      "jax.grad of the loss with the three terms written out"),
     jaxreg.Case("s0_4_l1_activity", "S0.4",
                 "∂L_L1/∂x2 = λ(2H(x2) − 1), ∂L_L1/∂A = λ(2H(x2)−1)·x1, ∂L_L1/∂B = λ(2H(x2)−1)",
-                run=lambda: jaxreg.check(s0_2_chain_rule, loss, *data(hit_zero=True), lam=LAM),
+                run=lambda: jaxreg.check(s0_2_chain_rule, loss, *data(hit_zero=True), kwargs={"lam": LAM}),
                 expect="kink", note="with the MSE term; x2 = 0 exactly in one element, where "
                 "relu's and |x|'s kinks coincide"),
     jaxreg.Case("s0_4_l1_activity_alone", "S0.4", "∂L_L1/∂C = ∂L_L1/∂D = 0; |x|'(0) = +1",

@@ -20,13 +20,15 @@ __all__ = ["assert_derivation", "assert_trees_all_close"]
 
 
 def assert_derivation(derivation: Callable, loss: Callable, params: Any, *args,
-                      expect: str = "ok", expect_first_wrong: str | None = None,
-                      **kwargs) -> Report:
+                      kwargs: dict | None = None, expect: str = "ok",
+                      expect_first_wrong: str | None = None, **options) -> Report:
   """:func:`jaxreg.check` inside a test; raises ``AssertionError`` with the report as message.
 
   Args:
-    derivation, loss, params, *args, **kwargs: as for :func:`jaxreg.check`
-      (``rtol``, ``atol``, ``referee``… pass through).
+    derivation, loss, params, *args: as for :func:`jaxreg.check`.
+    kwargs: keyword arguments of ``loss`` and ``derivation``, as for
+      :func:`jaxreg.check`.
+    **options: the check's own options (``rtol``, ``atol``, ``referee``…).
     expect: ``"ok"`` (no row wrong; kinks allowed), ``"kink"`` (no row wrong
       and at least one kink row) or ``"wrong"`` (the check must fail).
     expect_first_wrong: with ``expect="wrong"``, the row that must fail first.
@@ -36,7 +38,7 @@ def assert_derivation(derivation: Callable, loss: Callable, params: Any, *args,
   """
   if expect not in ("ok", "kink", "wrong"):
     raise ValueError(f"assert_derivation: `expect` must be 'ok', 'kink' or 'wrong', got {expect!r}.")
-  report = check(derivation, loss, params, *args, **kwargs)
+  report = check(derivation, loss, params, *args, kwargs=kwargs, **options)
   problem = _unmet(report, expect, expect_first_wrong)
   if problem:
     raise AssertionError(f"{problem}\n{report}")

@@ -46,7 +46,6 @@ ROLES = {
     "s0_6_claimed_change": "approximate",          # wrong as a Δ, small on the gradient
     "s2_2_biases_not_decayed": "contrast",          # Nielsen vs decay-everything: a convention
     "s4_1_nielsen_convention_differs": "contrast",  # S2's convention on S4's cost
-    "s3_4_relu_prime_0_is_1_dead_layer": "caveat",  # a limit of "no practical effect"
     "s1_2_mislabelled_line": "typo",                 # the formula is right, its label is not
 }
 

@@ -29,7 +29,7 @@ def test_s0_2_chain_rule_is_correct(key):
 
 def test_s0_4_l1_activity_term_is_correct(key):
   p, x1, t = seeds.s0_data()
-  r = jaxreg.check(seeds.s0_derivation, seeds.s0_loss, p, x1, t, lam=0.01)
+  r = jaxreg.check(seeds.s0_derivation, seeds.s0_loss, p, x1, t, kwargs={"lam": 0.01})
   assert r.ok, str(r)
   assert r.verdicts()["x2"] == "ok"
 
@@ -71,7 +71,7 @@ def _s32_data(layers):
 @pytest.mark.parametrize("layers", [1, 2, 3])
 def test_s3_2_asker_derivation_is_wrong_at_the_first_step(layers):
   p, x, y = _s32_data(layers)
-  r = jaxreg.check(seeds.s32_asker, seeds.s32_loss, p, x, y, layers=layers)
+  r = jaxreg.check(seeds.s32_asker, seeds.s32_loss, p, x, y, kwargs={"layers": layers})
   assert not r.ok
   assert r.first_wrong == "yhat"
   row = r.row("yhat")
@@ -80,7 +80,7 @@ def test_s3_2_asker_derivation_is_wrong_at_the_first_step(layers):
   assert "∂L/∂yhat is wrong" in r.summary and "very first step" in r.summary
   assert r.row(f"params['w{layers}']").verdict == "wrong"
   # the correct chain (S3.3) on the same network passes
-  assert jaxreg.check(seeds.s32_correct, seeds.s32_loss, p, x, y, layers=layers).ok
+  assert jaxreg.check(seeds.s32_correct, seeds.s32_loss, p, x, y, kwargs={"layers": layers}).ok
 
 
 @pytest.mark.parametrize("layers", [2, 3])
@@ -90,7 +90,7 @@ def test_s3_2_asker_with_sign_fixed_breaks_at_the_missing_step(layers):
   # z_L = w_L x < 0 (the input layer): that is the first real error.
   p, x, y = _s32_data(layers)
   asker = functools.partial(seeds.s32_asker, sign_fixed=True)
-  r = jaxreg.check(asker, seeds.s32_loss, p, x, y, layers=layers)
+  r = jaxreg.check(asker, seeds.s32_loss, p, x, y, kwargs={"layers": layers})
   assert r.first_wrong == f"z{layers}"
   assert r.verdicts()["yhat"] == "ok"
   assert r.verdicts()["z1"] == "kink"
@@ -205,7 +205,7 @@ def test_report_dict_is_json_and_str_has_table(mlp):
 
 def test_float32_correct_derivation_passes(key):
   p, x, t = seeds.mlp_data(1, dtype=np.float32)
-  r = jaxreg.check(seeds.mlp_derivation, seeds.mlp_loss, p, x, t, act="tanh")
+  r = jaxreg.check(seeds.mlp_derivation, seeds.mlp_loss, p, x, t, kwargs={"act": "tanh"})
   assert r.ok, str(r)
   assert r.dtype == "float32" and r.rtol == 1e-4
 

@@ -87,8 +87,22 @@ def test_float32_answer_for_float64_problem_is_compared_at_float32_tolerance(s0)
 def test_params_shaped_output_with_wrong_structure(s0):
   p, x1, t = s0
   r = jaxreg.check(lambda p, x1, t: [1.0, 2.0], seeds.s0_loss, p, x1, t)
-  assert {row.verdict for row in r.rows} == {"missing"}
+  assert not r.ok and r.rows == []
+  assert r.error == ("the derivation returned a list of 2 item(s) where a pytree shaped like "
+                     "params (a dict with keys 'A', 'B', 'C', 'D') or a dict of steps (tap names "
+                     "and/or \"params\") is due")
   assert r.unchecked == ["y", "x3", "x2"]
+  for out, said in ((None, "returned None"), (jnp.float64(1.0), "returned a scalar")):
+    r = jaxreg.check(lambda p, x1, t, out=out: out, seeds.s0_loss, p, x1, t)
+    assert r.error.startswith("the derivation " + said + " where a pytree shaped like params")
+  r = jaxreg.check(lambda p, x1, t: {"y": jnp.zeros((6, 3)), "params": [1.0]}, seeds.s0_loss,
+                   p, x1, t)
+  assert any('the "params" entry is a list of 1 item(s)' in n for n in r.notes)
+  assert r.row("params['A']").verdict == "missing"
+  r = jaxreg.check(lambda w, x: [2 * w * x * x], lambda w, x: jnp.sum((w * x) ** 2), jnp.ones(3),
+                   jnp.arange(3.0))
+  assert r.error.startswith("the derivation returned a list of 1 item(s) where a pytree shaped "
+                            "like params (an array of shape (3,))")
 
 
 def test_steps_without_params_checks_only_taps(s0):

@@ -1,59 +1,48 @@
 """`check`: a hand derivation, step by step, against ``jax.grad`` of the loss.
 
-How it judges (see also :mod:`jaxreg._checker.diagnose` for the comparison):
+How it judges, and where each part lives:
 
-1. **Reference.** ``jax.grad`` of ``loss`` w.r.t. ``params`` and w.r.t. a zero
-   perturbation added at every :func:`jaxreg.tap` (plus the referee's loss
-   evaluations), in one jitted call, cached per (loss, argument structure
-   and shapes) and shared by every derivation checked against that loss.
-2. **Derivation.** ``derivation(params, *args, **kwargs)`` is traced together
-   with its comparison into a second jitted, cached function; when it cannot
-   be traced it runs eagerly and is compared in NumPy. If it raises, the
-   report says so.
-   It returns either a pytree shaped like ``params`` or a dict whose keys
-   are tap names and/or ``"params"``. A dict is read as steps when its keys
-   include ``"params"`` or a tap name, unless ``params`` is itself a dict with
-   exactly those keys.
-3. **Rows**, in backprop order: taps from the output towards the input
-   (reverse of the order the loss taps them), then parameter leaves by
-   pytree path. Verdicts: ``ok``; ``wrong``; ``kink`` (every mismatching
-   element is at a non-differentiable point and the user's value lies
-   between the one-sided derivatives there); ``missing`` (a parameter leaf
-   the derivation lacks, a name the loss never taps, ``None``); ``shape``
-   (wrong shape, or not a floating-point array).
-4. **Kinks.** The largest mismatches (at most ``max_probes`` per row,
-   ``max_probes_total`` per check) are probed with one-sided differences of
-   the loss at ``±h`` and ``±2h`` along that one element (a parameter entry
-   or a tap perturbation; ``h = 1e-6·max(|value|, mean |value|)`` in float64),
-   Richardson-extrapolated. A kink has a jump between the one-sided
-   derivatives far above their error (estimated from the central differences
-   at ``h`` and ``2h``); a valid subgradient lies between them. A row stops
-   being probed at its first element that is not a kink, so a wrong row costs
-   four loss evaluations and a correct derivation costs nothing extra.
-5. **Referee.** ``referee`` random unit directions ``v`` in parameter space
-   (random signs, hashed from the element index):
-   central differences of the loss at steps ``h`` and ``2h`` against
-   ``⟨jax.grad, v⟩``, judged relative to ``max(|⟨∇L, v⟩|, ‖∇L‖₂/√P)`` with
-   the Richardson estimate of the difference error as slack. It catches a
-   reference that is itself wrong (a bad ``custom_vjp``, a misplaced
-   ``stop_gradient``). Its cost does not grow with the number of parameters
-   beyond ``4·referee`` loss evaluations. A direction whose one-sided
-   differences jump (it crosses a kink) cannot judge autodiff there: verdict
-   ``kink`` unless another direction finds it wrong.
-6. **Diagnosis** of wrong rows: constant ratio (sign, ×m, ×2, ×½), transpose,
-   an extra/missing L2 or L1 term on a parameter, mismatches confined to
-   where a tapped value of the same shape is negative/positive (an
-   activation-derivative slip), and always the worst element with both values.
+1. **Inputs** (here). ``params`` and every array or number in ``args`` and
+   ``kwargs`` must be finite: a NaN or inf raises ``ValueError`` naming the
+   argument and its first bad index.
+2. **Reference** (:mod:`~jaxreg._checker.reference`). ``jax.grad`` of
+   ``loss`` w.r.t. ``params`` and w.r.t. a zero perturbation added at every
+   :func:`jaxreg.tap` (plus the referee's loss evaluations), in one jitted
+   call, cached per (loss, argument structure and shapes) and shared by
+   every derivation checked against that loss.
+3. **Derivation and comparison** (:mod:`~jaxreg._checker.plan`,
+   :mod:`~jaxreg._checker.compare`). ``derivation(params, *args, **kwargs)``
+   is traced together with its comparison into a second jitted, cached
+   function; when it cannot be traced it runs eagerly and is compared in
+   NumPy. If it raises, the report says so. Its output pairs with the
+   reference as :mod:`~jaxreg._checker.plan` describes (a pytree shaped like
+   ``params``, or a dict of steps keyed by tap names and/or ``"params"``).
+   Rows in backprop order; verdicts ``ok``, ``wrong``, ``kink``, ``missing``
+   (a leaf or name the derivation lacks, ``None``) and ``shape`` (wrong
+   shape or not a float array; an array that differs only by axes of length
+   1 is compared after reshaping as well).
+4. **Tolerance** (:mod:`~jaxreg._checker.tolerance`): element ``i``
+   mismatches when ``|u_i − r_i| / max(|r_i|, floor·scale) > rtol`` and
+   ``|u_i − r_i| > atol``, where ``scale`` is the largest magnitude of any
+   reference gradient in the check (every parameter leaf and every tap), so
+   a row whose true value is 0 (a bias before a normalisation) is judged
+   against the computation's scale, not its own round-off. Defaults: float64
+   ``rtol=1e-10``, ``floor=1e-3``; float32 ``1e-4``, ``1e-2``; ``atol=0``. A
+   user array of another float dtype is compared at the looser of the two
+   dtypes' tolerances (noted in the row).
+5. **Kinks** (:mod:`~jaxreg._checker.kinks`): the largest mismatches are
+   probed with one-sided differences; a valid subgradient, or a product of
+   valid local conventions where two kinks meet, is ``kink``, not ``wrong``.
+6. **Referee** (:mod:`~jaxreg._checker.referee`): central differences of the
+   loss along random directions against ``⟨jax.grad, v⟩`` catch a reference
+   that is itself wrong (a bad ``custom_vjp``).
+7. **Diagnosis** (:mod:`~jaxreg._checker.diagnose`) of wrong rows, and the
+   summary sentence (:mod:`~jaxreg._checker.summary`): the first wrong step,
+   and any later one that is wrong on its own (:mod:`~jaxreg._checker.steps`).
 
-Tolerances: see :func:`jaxreg._checker.diagnose.default_tolerances` (float64
-``rtol=1e-10``, float32 ``1e-4``; ``atol=0``). The relative error of element
-``i`` of a quantity is ``|u_i − r_i| / max(|r_i|, floor·max_j |r_j|)`` with
-``floor = 1e-3`` (float64) or ``1e-2`` (float32); an element mismatches when
-that exceeds ``rtol`` and ``|u_i − r_i| > atol``. A user array of another
-float dtype is compared at the looser of the two dtypes' tolerances (noted in
-the row). A correct but ill-conditioned hand formula (``1 − tanh²`` at
-saturation, where autodiff uses ``(1 − t)(1 + t)``) can miss ``1e-10``; such
-rows are diagnosed "rounding level" and need a looser ``rtol``.
+A correct but ill-conditioned hand formula (``1 − tanh²`` at saturation,
+where autodiff uses ``(1 − t)(1 + t)``) can miss ``1e-10``; such rows are
+diagnosed "rounding level" and need a looser ``rtol``.
 
 A tap name used twice in one call of the loss raises ``ValueError`` (before
 any row is built): a duplicated name means two quantities would share one
@@ -63,199 +52,202 @@ row, which no derivation could match.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
-import traceback
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreg._checker import reference as _check_ref
+from jaxreg._checker import compare as _compare
 from jaxreg._checker import diagnose as _diagnose
-from jaxreg._checker.report import BAD, Referee, Report, Row
+from jaxreg._checker import kinks as _kinks
+from jaxreg._checker import plan as _plan
+from jaxreg._checker import reference as _check_ref
+from jaxreg._checker import referee as _referee
+from jaxreg._checker import steps as _steps
+from jaxreg._checker import summary as _summary
+from jaxreg._checker import tolerance as _tolerance
+from jaxreg._checker.compare import Comparison, Pair
+from jaxreg._checker.report import Report
+from jaxreg._checker.usercode import describe_exc
 
-Array = jax.Array
-
-
-def _describe_exc(e: BaseException, what: str) -> str:
-  tb = traceback.extract_tb(e.__traceback__)
-  where = ""
-  for fr in reversed(tb):
-    if "/jax/" not in fr.filename and "/jaxreg/_" not in fr.filename:
-      where = f" (at {fr.filename}:{fr.lineno}, in {fr.name})"
-      break
-  msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-  return f"{what} raised {type(e).__name__}: {msg}{where}"
+# ----------------------------------------------------------------- inputs
 
 
-def _leaf_paths(tree) -> list[tuple[str, Any]]:
-  flat, _ = jax.tree_util.tree_flatten_with_path(tree)
-  return [("params" + jax.tree_util.keystr(p), x) for p, x in flat]
+def _arg_labels(loss: Callable, args: tuple, kwargs: dict) -> list[tuple[str, Any]]:
+  """``[(label, leaf)]`` for every leaf of ``args``/``kwargs``, labelled by the loss's names."""
+  try:
+    names = [p.name for p in inspect.signature(loss).parameters.values()
+             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][1:]
+  except (TypeError, ValueError):     # builtins and some callables have no signature
+    names = []
+  out = []
+  for k, a in enumerate(args):
+    base = (f"{names[k]} (args[{k}])" if k < len(names) else f"args[{k}]")
+    for path, leaf in jax.tree_util.tree_flatten_with_path(a)[0]:
+      out.append((base + jax.tree_util.keystr(path), leaf))
+  for key, a in kwargs.items():
+    for path, leaf in jax.tree_util.tree_flatten_with_path(a)[0]:
+      out.append((f"kwargs[{key!r}]" + jax.tree_util.keystr(path), leaf))
+  return out
 
 
-def _tol(dtype, rtol, atol):
-  r0, a0, floor = _diagnose.default_tolerances(dtype)
-  return (r0 if rtol is None else float(rtol), a0 if atol is None else float(atol), floor)
+def _first_nonfinite(x) -> tuple | None:
+  """Index of the first NaN/inf of a numeric leaf, or ``None``."""
+  if isinstance(x, bool) or not isinstance(x, (jax.Array, np.ndarray, np.generic, float, int)):
+    return None
+  a = np.asarray(x)
+  if not np.issubdtype(a.dtype, np.inexact):
+    return None
+  bad = ~np.isfinite(a)
+  if not bad.any():
+    return None
+  return tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), a.shape))
 
 
-def _as_array(x):
-  """``(array, None)`` for a float array-like, else ``(None, why)`` (works on tracers)."""
-  if x is None:
-    return None, "is None"
-  if isinstance(x, (jax.Array, np.ndarray, np.generic, float, int)) and not isinstance(x, bool):
-    a = jnp.asarray(x)
-    if not jnp.issubdtype(a.dtype, jnp.floating):
-      return None, f"has dtype {a.dtype}, expected a floating-point array"
-    return a, None
-  return None, f"is a {type(x).__name__}, expected an array"
+def _require_finite(p_paths, labelled):
+  for name, x in list(p_paths) + list(labelled):
+    idx = _first_nonfinite(x)
+    if idx is not None:
+      what = f"`params` leaf {name}" if name.startswith("params") else f"argument {name}"
+      v = np.asarray(x)[idx] if idx else np.asarray(x)
+      at = f" at index {idx}" if idx else ""
+      raise ValueError(f"check: {what} holds {v}{at}; the loss and its gradient are only "
+                       "defined at finite values. Check the data (or the parameters) for "
+                       "NaN/inf before checking a derivation.")
 
 
-class _NotGiven:
-  def __repr__(self):
-    return "<not given>"
-
-
-_NOT_GIVEN = _NotGiven()
-
-
-class _Plan:
-  """How a derivation's output pairs with the reference: rows, pairs, notes.
-
-  Built from the output's structure, shapes and dtypes only, so it can be
-  built while tracing (the fused path) or on concrete arrays (eager path).
-  ``pairs`` holds ``(row index, ref key, user array or None)`` where ``ref
-  key`` is ``("tap", name)`` or ``("param", leaf index)``.
-  """
-
-  def __init__(self, result, order, specs, p_paths, params):
-    self.rows: list[Row] = []
-    self.pairs: list[tuple[int, tuple, Any]] = []
-    self.unchecked: list[str] = []
-    self.notes: list[str] = []
-    steps_mode = isinstance(result, Mapping) and (
-        ("params" in result or any(k in specs for k in result))
-        and not (isinstance(params, Mapping) and set(result) == set(params)))
-    if steps_mode:
-      given = dict(result)
-      for name in reversed(order):
-        if name in given:
-          self._add(Row(name, "tap", f"∂L/∂{name}", tuple(specs[name].shape), "ok"),
-                    ("tap", name), given[name], specs[name])
-        else:
-          self.unchecked.append(name)
-      for k in given:
-        if k != "params" and k not in specs:
-          known = ", ".join(reversed(order)) or "none"
-          self.rows.append(Row(str(k), "tap", f"∂L/∂{k}", None, "missing",
-                               note=f"the loss never taps {k!r} (its taps: {known}); "
-                               "add jaxreg.tap(name, value) in the loss or fix the name"))
-      user_params = given.get("params", _NOT_GIVEN)
-    else:
-      user_params = result
-      self.unchecked.extend(reversed(order))
-    if user_params is _NOT_GIVEN:
-      self.notes.append('the derivation gives no "params" entry: parameter gradients not checked')
-      return
-    try:
-      u_flat = dict(_leaf_paths(user_params)) if user_params is not None else {}
-    except Exception:  # pylint: disable=broad-except
-      u_flat = {}
-    for i, (pname, pval) in enumerate(p_paths):
-      row = Row(pname, "param", f"∂L/∂{pname}", tuple(np.shape(pval)), "ok")
-      if pname not in u_flat:
-        row.verdict = "missing"
-        row.note = "the derivation's parameter gradient has no leaf here"
-        self.rows.append(row)
+def _data_dims(labelled, batch_axis) -> list[_diagnose.Dim]:
+  dims, seen = [], set()
+  for label, x in labelled:
+    shape = np.shape(x) if isinstance(x, (jax.Array, np.ndarray)) else ()
+    for ax, size in enumerate(shape):
+      is_batch = batch_axis is not None and ax == batch_axis % len(shape)
+      if (size, is_batch) in seen or size <= 1:
         continue
-      spec = jax.ShapeDtypeStruct(np.shape(pval), jnp.result_type(pval))
-      self._add(row, ("param", i), u_flat.pop(pname), spec)
-    if u_flat:
-      self.notes.append("the derivation's parameter gradient has leaves that params lacks "
-                        f"(ignored): {', '.join(sorted(u_flat))}")
-
-  def _add(self, row, ref_key, u, spec):
-    row.size = int(np.prod(spec.shape, dtype=np.int64))
-    a, why = _as_array(u)
-    if a is None:
-      row.verdict = "missing" if u is None else "shape"
-      row.note = f"yours {why}"
-    elif tuple(a.shape) != tuple(spec.shape):
-      row.verdict = "shape"
-      row.note = f"yours has shape {tuple(a.shape)}, expected {tuple(spec.shape)}"
-    self.rows.append(row)
-    self.pairs.append((len(self.rows) - 1, ref_key, a))
-
-  def comparable(self):
-    """``(pair position, row index, ref key, array)`` of the pairs to compare."""
-    return [(j, i, k, a) for j, (i, k, a) in enumerate(self.pairs) if self.rows[i].verdict == "ok"]
+      seen.add((size, is_batch))
+      dims.append(_diagnose.Dim(int(size), f"axis {ax} of {label}", is_batch))
+  return dims
 
 
-def _ref_of(ref, key):
-  if key[0] == "tap":
-    return ref["g_taps"][key[1]]
-  return jax.tree_util.tree_leaves(ref["g_params"])[key[1]]
+# ------------------------------------------------- compiled, cached functions
 
 
-def _row_tol(a_dtype, r_dtype, tol, user_rtol):
-  """Tolerances for one row: the looser dtype's when the user's dtype differs."""
-  rtol, atol, floor = tol
-  if a_dtype == r_dtype:
-    return rtol, atol, floor, None
-  r2, _, f2 = _diagnose.default_tolerances(a_dtype)
-  if r2 > rtol and user_rtol is None:
-    rtol = r2
-  floor = max(floor, f2)
-  return rtol, atol, floor, f"yours is {a_dtype}, the reference {r_dtype} (compared at rtol={rtol:g})"
+def _compiled_reference(loss, split, spec, n_dirs: int, jit: bool):
+  """``ref(params, dyn, key) -> Reference``, jitted and cached per (loss, shapes)."""
+  key = None if spec is None or not jit else ("reference", loss, spec, n_dirs)
+  return _check_ref.cached(key, lambda: _check_ref.make_reference(loss, split, n_dirs, False))
 
 
-def _make_fused(derivation, split, holder_ref, tol, user_rtol, params_is_map):
-  """The derivation and its comparison with the reference, in one jitted function.
+class Fused(NamedTuple):
+  """Output of the fused derivation-and-comparison function.
 
-  The reference itself is compiled separately (and shared by every
-  derivation checked against the same loss).
+  Attributes:
+    plan: :class:`~jaxreg._checker.reference.Static` holding the
+      :class:`~jaxreg._checker.plan.Plan`, or ``None`` when the derivation
+      could not be traced (it then runs eagerly).
+    users: the user's arrays, one per plan slot (``None`` where not an array).
+    stats: :class:`~jaxreg._checker.compare.Stats` of the comparable slots.
   """
-  holder = _check_ref.Holder()
-  holder.plan = None
-  holder.deriv_failed = False
+
+  plan: Any
+  users: tuple
+  stats: Any
+
+
+def _fused_fn(derivation, split, taps: _check_ref.Taps, tol, user_rtol):
+  """``fused(params, dyn, grads) -> Fused``: the derivation and its comparison in one trace."""
   split = split.structure()
 
-  def fused(params, dyn, grads):
+  def fused(params, dyn, g_params, g_taps):
     args, kwargs = split.rebuild(dyn)
     try:
       result = derivation(params, *args, **kwargs)
-      plan = _Plan(result, holder_ref.order, holder_ref.specs, _leaf_paths(params),
-                   params if params_is_map else None)
-    except Exception:  # pylint: disable=broad-except
-      holder.deriv_failed = True    # rerun eagerly to see what it really does
-      return None, None
-    users = [a for _, _, a in plan.pairs]
-    todo = []
-    for _, _, k, a in plan.comparable():
-      r = _ref_of(grads, k)
-      rt, at, fl, _ = _row_tol(a.dtype, r.dtype, tol, user_rtol)
-      todo.append((a, r, rt, at, fl))
-    stats = _diagnose.stats_many(todo)
-    plan.pairs = [(i, k, None) for i, k, _ in plan.pairs]   # keep no tracers
-    holder.plan = plan
-    return users, stats
+    except Exception:  # pylint: disable=broad-except  # user code: rerun eagerly to report it
+      return Fused(_check_ref.Static(None), (), None)
+    plan, users = _plan.build(result, taps.order, taps.specs, _plan.leaf_paths(params), params)
+    g_leaves = jax.tree_util.tree_leaves(g_params)
+    refs = {**{("tap", n): g for n, g in g_taps.items()},
+            **{("param", i): g for i, g in enumerate(g_leaves)}}
+    pairs, used = [], set()
+    for pos in plan.comparable():
+      key = plan.slots[pos].key
+      rk = ("tap", key.name) if key.kind == "tap" else ("param", key.index)
+      r = refs[rk]
+      t, _ = _tolerance.for_dtypes(users[pos].dtype, r.dtype, tol, user_rtol)
+      pairs.append(Pair(users[pos], r, t))
+      used.add(rk)
+    others = [g for k, g in refs.items() if k not in used]
+    stats = _compare.row_stats(pairs, others)
+    return Fused(_check_ref.Static(plan), tuple(users), stats)
 
-  return jax.jit(fused), holder
+  return fused
+
+
+def _compiled_fused(derivation, loss, split, spec, n_dirs, taps, tol, user_rtol):
+  """The jitted :func:`_fused_fn`, cached per (derivation, loss, shapes, tolerances)."""
+  key = None if spec is None else ("derivation", derivation, loss, spec, n_dirs, tol, user_rtol,
+                                   taps.order)
+  return _check_ref.cached(key, lambda: jax.jit(_fused_fn(derivation, split, taps, tol, user_rtol)))
+
+
+def _compiled_probe(loss, split, spec, eager: bool):
+  """``f(params, dyn, eps) -> (loss, taps)`` for the kink probes and step checks, cached."""
+  key = None if spec is None else ("probe", loss, spec, eager)
+  return _check_ref.cached(key, lambda: _kinks.make_probe_fn(loss, split, eager))
+
+
+# ------------------------------------------------------------------ check
+
+
+class _Problem(NamedTuple):
+  """What one check is about (the parts every stage reads)."""
+
+  derivation: Callable
+  loss: Callable
+  params: Any
+  p_paths: list
+  split: Any
+  spec: Any
+  dtype: Any
+  tol: _tolerance.Tolerance
+  user_rtol: float | None
 
 
 def _run_derivation_eager(derivation, params, split):
   try:
     args, kwargs = split.rebuild(split.dyn)
     return derivation(params, *args, **kwargs), None
-  except Exception as e:  # pylint: disable=broad-except
-    return None, _describe_exc(e, "the derivation")
+  except Exception as e:  # pylint: disable=broad-except  # user code: reported, not raised
+    return None, describe_exc(e, "the derivation")
+
+
+def _reference(pb: _Problem, n_dirs: int, seed: int, jit: bool):
+  """``(Reference, eager)``: compiled when the loss traces, else run eagerly."""
+  rkey = np.uint32(seed)
+  try:
+    ref_fn = _compiled_reference(pb.loss, pb.split, pb.spec, n_dirs, jit)
+    return ref_fn(pb.params, pb.split.dyn, rkey), False
+  except _check_ref.TRACE_ERRORS:
+    pass
+  ref_fn = _check_ref.make_reference(pb.loss, pb.split, n_dirs, True, jit=False)
+  try:
+    return ref_fn(pb.params, pb.split.dyn, rkey), True
+  except _check_ref.TRACE_ERRORS as e:
+    raise TypeError(
+        "check: jax.grad cannot differentiate `loss`: it needs concrete values (float(), "
+        "int(), .item() or NumPy on a traced array), which autodiff does not provide. "
+        f"Write it with jnp operations. JAX said: {str(e).splitlines()[0]}") from e
 
 
 def check(derivation: Callable, loss: Callable, params: Any, *args,
+          kwargs: Mapping[str, Any] | None = None,
           rtol: float | None = None, atol: float | None = None,
           referee: int = 2, max_probes: int = 16, max_probes_total: int = 64,
-          jit: bool = True, seed: int = 0, **kwargs) -> Report:
+          jit: bool = True, seed: int = 0, batch_axis: int | None = None) -> Report:
   """Checks a hand derivation of ``∂loss/∂params`` (and its steps) against autodiff.
 
   Args:
@@ -264,10 +256,14 @@ def check(derivation: Callable, loss: Callable, params: Any, *args,
       keys are tap names (``∂L/∂(tapped quantity)``) and/or ``"params"``.
     loss: ``loss(params, *args, **kwargs)`` returning a scalar; may mark
       intermediate quantities with :func:`jaxreg.tap`.
-    params: a pytree of floating-point arrays.
-    *args: further arguments of both functions (data, targets, …).
-    rtol: relative tolerance; default by dtype (float64 ``1e-10``, float32 ``1e-4``).
-    atol: absolute tolerance; default 0.
+    params: a pytree of finite floating-point arrays.
+    *args: further positional arguments of both functions (data, targets, …).
+    kwargs: keyword arguments of both functions, as a dict (``{"lam": 0.01}``);
+      kept apart from the check's own options, so a loss may take any
+      keyword (even ``seed`` or ``jit``).
+    rtol: relative tolerance, ``>= 0``; default by dtype (float64 ``1e-10``,
+      float32 ``1e-4``).
+    atol: absolute tolerance, ``>= 0``; default 0.
     referee: number of random directions for the finite-difference referee
       of the reference gradient (0 to skip).
     max_probes: most elements of one row probed for kinks.
@@ -278,13 +274,21 @@ def check(derivation: Callable, loss: Callable, params: Any, *args,
       and caches nothing (the reference is still compiled, afresh); use it for
       functions that read mutable globals.
     seed: seed of the referee's random directions.
-    **kwargs: keyword arguments of both functions.
+    batch_axis: the axis of the data arrays that holds the examples; a
+      factor equal to its length is then named "the batch size" in a
+      diagnosis. Without it, a factor equal to any data dimension is named
+      by that dimension.
 
   Returns:
     A :class:`jaxreg.Report`. Problems with the derivation (it raises, returns
     NaN, the wrong structure, shape or dtype) are rows or ``report.error``,
-    never an exception. Problems with ``loss`` or ``params`` raise ``ValueError``
-    or ``TypeError`` naming the argument.
+    never an exception.
+
+  Raises:
+    ValueError: ``params`` or an argument holds NaN/inf (naming it and the
+      first bad index); ``loss`` returns no scalar; a tolerance is negative.
+    TypeError: ``derivation``/``loss`` not callable, ``kwargs`` not a dict,
+      a ``params`` leaf not floating-point, ``loss`` not differentiable.
 
   Examples:
     >>> import jax, jax.numpy as jnp
@@ -306,365 +310,165 @@ def check(derivation: Callable, loss: Callable, params: Any, *args,
     raise TypeError(f"check: `derivation` must be callable, got {type(derivation).__name__}.")
   if not callable(loss):
     raise TypeError(f"check: `loss` must be callable, got {type(loss).__name__}.")
-  p_paths = _leaf_paths(params)
+  if kwargs is None:
+    kwargs = {}
+  if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+    raise TypeError("check: `kwargs` must be a dict of the keyword arguments of `loss` and "
+                    f"`derivation` (str keys), got {type(kwargs).__name__} {kwargs!r}.")
+  kwargs = dict(kwargs)
+  for name, v in (("referee", referee), ("max_probes", max_probes),
+                  ("max_probes_total", max_probes_total)):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+      raise ValueError(f"check: `{name}` must be an int >= 0, got {v!r}.")
+  if batch_axis is not None and (isinstance(batch_axis, bool)
+                                 or not isinstance(batch_axis, (int, np.integer))):
+    raise TypeError(f"check: `batch_axis` must be an int or None, got {batch_axis!r}.")
+  p_paths = _plan.leaf_paths(params)
   if not p_paths:
     raise ValueError("check: `params` has no array leaves; nothing to differentiate.")
   for name, x in p_paths:
     if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
       raise TypeError(f"check: `params` leaf {name} must be a floating-point array, "
                       f"got dtype {jnp.result_type(x)}.")
+  ref_dtype = jnp.result_type(*[x for _, x in p_paths])
+  tol = _tolerance.resolve(ref_dtype, rtol, atol, "check")
+  labelled = _arg_labels(loss, args, kwargs)
+  _require_finite(p_paths, labelled)
   if not all(isinstance(x, jax.Array) for _, x in p_paths):
     params = jax.tree_util.tree_map(jnp.asarray, params)
-    p_paths = _leaf_paths(params)
+    p_paths = _plan.leaf_paths(params)
   split = _check_ref.Split(args, kwargs)
-  ref_dtype = jnp.result_type(*[x for _, x in p_paths])
-  tol = _tol(ref_dtype, rtol, atol)
-  n_dirs = int(referee)
-  rkey = np.uint32(seed)
-  params_is_map = isinstance(params, Mapping)
   spec = (_check_ref.tree_spec(params), split.key()) if split.hashable else None
+  pb = _Problem(derivation, loss, params, p_paths, split, spec, ref_dtype, tol,
+                None if rtol is None else float(rtol))
+  n_dirs = int(referee)
 
-  # 1. Reference (jitted and cached per loss and argument shapes).
-  eager = False
-  key = None if spec is None or not jit else ("reference", loss, spec, n_dirs)
-  try:
-    ref_fn, holder = _check_ref.cached(
-        key, lambda: _check_ref.make_reference(loss, split, n_dirs, False))
-    ref = ref_fn(params, split.dyn, rkey)
-  except _check_ref.TRACE_ERRORS:
-    ref_fn, holder = _check_ref.make_reference(loss, split, n_dirs, True, jit=False)
-    try:
-      ref = ref_fn(params, split.dyn, rkey)
-    except _check_ref.TRACE_ERRORS as e:
-      raise TypeError(
-          "check: jax.grad cannot differentiate `loss`: it needs concrete values (float(), "
-          "int(), .item() or NumPy on a traced array), which autodiff does not provide. "
-          f"Write it with jnp operations. JAX said: {str(e).splitlines()[0]}") from e
-    eager = True
-  order, specs = list(holder.order), dict(holder.specs)
-  grads = {"g_params": ref["g_params"], "g_taps": ref["g_taps"]}
+  # 1. Reference.
+  ref, eager = _reference(pb, n_dirs, seed, jit)
+  taps = ref.taps.value
 
   # 2. Derivation and comparison (jitted and cached when traceable).
-  users = stats = plan = None
+  fused = None
   if jit and not eager:
-    key = None if spec is None else ("derivation", derivation, loss, spec, n_dirs, tol, rtol,
-                                     tuple(order))
-    try:
-      fn, dholder = _check_ref.cached(key, lambda: _make_fused(
-          derivation, split, holder, tol, rtol, params_is_map))
-      users, stats = fn(params, split.dyn, grads)
-      plan = None if dholder.deriv_failed else dholder.plan
-    except Exception:  # pylint: disable=broad-except
-      plan = None
-  report = Report(rows=[], rtol=tol[0], atol=tol[1], dtype=str(jnp.dtype(ref_dtype)))
-  report.referee = _judge_referee(ref.get("referee"), ref_dtype) if n_dirs > 0 else None
-  loss_value = float(ref["loss"])
+    fn = _compiled_fused(derivation, loss, split, spec, n_dirs, taps, tol, pb.user_rtol)
+    fused = fn(params, split.dyn, ref.g_params, ref.g_taps)
+    if fused.plan.value is None:
+      fused = None
+  report = Report(rows=[], rtol=tol.rtol, atol=tol.atol, dtype=str(jnp.dtype(ref_dtype)))
+  report.referee = _referee.judge(ref.referee, ref_dtype) if n_dirs > 0 else None
+  loss_value = float(ref.loss)
   if not math.isfinite(loss_value):
     report.notes.append(f"the loss itself is {loss_value} at these params and arguments, so "
                         "its gradient and finite differences mean little")
-  if plan is None:
+  g_leaves = jax.tree_util.tree_leaves(ref.g_params)
+  ref_of = lambda key: ref.g_taps[key.name] if key.kind == "tap" else g_leaves[key.index]
+  if fused is None:
     result, err = _run_derivation_eager(derivation, params, split)
     if err is not None:
       report.error = err
       report.summary = "The derivation could not be run, so nothing was checked: " + err + "."
       return report
-    plan = _Plan(result, order, specs, p_paths, params if params_is_map else None)
-    users = [a for _, _, a in plan.pairs]
-    stats = None
+    plan, users = _plan.build(result, taps.order, taps.specs, p_paths, params)
+    scale = _compare.scale_np(list(ref.g_taps.values()) + g_leaves)
+    pairs = []
+    for pos in plan.comparable():
+      r = ref_of(plan.slots[pos].key)
+      pairs.append(Pair(users[pos], r,
+                        _tolerance.for_dtypes(users[pos].dtype, r.dtype, tol, pb.user_rtol)[0]))
+    row_stats = _compare.row_stats_np(pairs, scale)
+  else:
+    plan, users = fused.plan.value, fused.users
+    stats = jax.device_get(fused.stats)
+    row_stats, scale = stats.rows, float(stats.scale)
+  if plan.error is not None:
+    report.error = plan.error
+    report.unchecked = list(plan.unchecked)
+    report.summary = "The derivation's output could not be read, so nothing was checked: " + \
+        plan.error + "."
+    return report
+  return _judge(pb, report, plan, users, row_stats, scale, ref, taps, ref_of, eager or not jit,
+                max_probes, max_probes_total, batch_axis, labelled)
 
-  # 3. Rows from the plan (a fresh copy: the plan may be cached).
-  rows = [dataclasses.replace(r) for r in plan.rows]
+
+def _judge(pb: _Problem, report, plan, users, row_stats, scale, ref, taps, ref_of, eager,
+           max_probes, max_probes_total, batch_axis, labelled) -> Report:
+  """Verdicts, kinks, diagnoses and the summary from the comparison's statistics."""
+  rows = [dataclasses.replace(r) for r in plan.rows]     # the plan may be cached
   report.unchecked = list(plan.unchecked)
   report.notes = list(plan.notes) + report.notes
-  comp = []
-  for pos, i, k, _ in plan.comparable():
-    a = users[pos]
-    r = _ref_of(ref, k)
-    rt, at, fl, note = _row_tol(a.dtype, r.dtype, tol, rtol)
+  judged: list[_kinks.Judged] = []
+  for pos in plan.comparable():
+    slot = plan.slots[pos]
+    a, r = users[pos], ref_of(slot.key)
+    t, note = _tolerance.for_dtypes(a.dtype, r.dtype, pb.tol, pb.user_rtol)
     if note:
-      rows[i].note = note
-    extra = {"tap": k[1]} if k[0] == "tap" else {"theta": p_paths[k[1]][1]}
-    comp.append((rows[i], a, r, rt, at, fl, extra))
-  for pos, (i, k, _) in enumerate(plan.pairs):
-    row = rows[i]
-    a = users[pos]
-    if row.verdict == "shape" and a is not None and a.ndim == 2 and \
-        tuple(a.shape[::-1]) == tuple(_ref_of(ref, k).shape):
-      tr = _diagnose.is_transpose(a, _ref_of(ref, k), *tol)
+      rows[slot.row].note = note
+    theta = pb.p_paths[slot.key.index][1] if slot.key.kind == "param" else None
+    judged.append(_kinks.Judged(rows[slot.row], slot, a, r, t, theta))
+  for pos, slot in enumerate(plan.slots):
+    row, a = rows[slot.row], users[pos]
+    if row.verdict == "shape" and a is not None and a.ndim == 2 and not slot.reshaped and \
+        tuple(a.shape[::-1]) == tuple(ref_of(slot.key).shape):
+      tr = _diagnose.is_transpose(a, ref_of(slot.key), pb.tol, scale)
       row.diagnosis = "yours is the transpose of the reference" + (
           ": a transposed or swapped matrix" if tr else " in shape (values differ too)")
-  stats_any = stats is not None
-  if stats is None:
-    with np.errstate(all="ignore"):
-      stats = [_diagnose.stats(np, np.asarray(a), np.asarray(r), rt, at, fl)
-               for _, a, r, rt, at, fl, _ in comp]
-  stats = np.asarray(jax.device_get(stats), np.float64).reshape(len(comp), 5)
 
-  # 4. Verdicts from the one-pass statistics.
-  for (row, a, r, rt, at, fl, extra), st in zip(comp, stats):
-    e_max, rel_max, n_mis, r_nonfinite, u_nonfinite = (float(v) for v in st)
-    row.max_abs_err, row.max_rel_err = float(e_max), float(rel_max)
-    row.n_mismatch = int(n_mis)
-    if row.n_mismatch and stats_any:   # the jitted pass says only whether any: count here
-      row.n_mismatch = _diagnose.count_mismatches(a, r, rt, at, fl)
-    if r_nonfinite:
+  # Verdicts from the one-pass statistics.
+  for k, j in enumerate(judged):
+    row = j.row
+    row.max_abs_err = float(row_stats.max_err[k])
+    row.max_rel_err = float(row_stats.max_rel[k])
+    if row_stats.ref_nonfinite[k]:
       row.note = "the reference itself is not finite here"
-    if u_nonfinite:
-      extra["nonfinite"] = True
-    if row.n_mismatch:
-      row.verdict = "wrong"
-      worst, row.worst_user, row.worst_ref = _diagnose.worst(a, r, rt, at, fl)
-      row.worst_index = tuple(int(j) for j in np.unravel_index(worst, r.shape))
-      extra["candidates"] = _diagnose.candidates(np.asarray(a), np.asarray(r), rt, at, fl,
-                                                 max(1, int(max_probes)))
+    j.nonfinite = bool(row_stats.user_nonfinite[k])
+    if not row_stats.mismatch[k]:
+      continue
+    j.comparison = Comparison.of(j.user, j.ref, j.tol, scale)
+    row.n_mismatch = j.comparison.count
+    worst = j.comparison.worst()
+    row.worst_user, row.worst_ref = float(j.comparison.user[worst]), float(j.comparison.ref[worst])
+    row.worst_index = tuple(int(i) for i in np.unravel_index(worst, np.shape(j.ref)))
+    if j.slot.reshaped:
+      _kinks.append_note(row, f"compared after reshaping to {tuple(np.shape(j.ref))}, the values differ "
+                   f"too ({row.n_mismatch} of {row.size})")
+      continue
+    row.verdict = "wrong"
+    j.candidates = j.comparison.largest(max(1, int(max_probes)))
+  for j in judged:
+    if j.slot.reshaped and j.comparison is None:
+      _kinks.append_note(j.row, f"compared after reshaping to {tuple(np.shape(j.ref))}, the values agree")
 
-  # 5. Kinks.
-  _probe_kinks(comp, loss, params, split, ref, specs, p_paths, eager or not jit, ref_dtype,
-               max_probes_total)
+  # Kinks.
+  probe_fn = lambda: _compiled_probe(pb.loss, pb.split, pb.spec, eager)
+  base_values = lambda j: j.theta if j.theta is not None else ref.tapped[j.slot.key.name]
+  _kinks.probe(judged, lambda: _kinks.Prober(probe_fn(), pb.params, pb.split.dyn, taps.specs),
+               pb.dtype, scale, max_probes_total, base_values)
 
-  # 6. Diagnosis of rows still wrong.
-  batch_sizes = sorted({int(np.shape(x)[0]) for x in split.dyn if np.ndim(x) >= 1})
-  for row, a, r, rt, at, fl, extra in comp:
-    if row.verdict != "wrong":
+  # Diagnosis of rows still wrong.
+  dims = _data_dims(labelled, batch_axis)
+  for j in judged:
+    if j.row.verdict != "wrong":
       continue
     pats = []
-    if "tap" in extra:
-      own = extra["tap"]
-      cand = [own] + [n for n in order if n != own]
-      pats = [(n, ref["tapped"][n]) for n in cand
-              if n in ref["tapped"] and tuple(np.shape(ref["tapped"][n])) == tuple(r.shape)]
-    try:
-      row.diagnosis = _diagnose.diagnose(
-          a, r, rt, at, fl, patterns=pats, theta=extra.get("theta"),
-          theta_name=row.name, batch_sizes=batch_sizes)
-    except Exception as e:  # pylint: disable=broad-except
-      row.note = (row.note + "; " if row.note else "") + f"diagnosis failed: {e}"
-    if extra.get("nonfinite"):
-      row.note = (row.note + "; " if row.note else "") + "yours contains NaN or inf"
+    if j.slot.key.kind == "tap":
+      own = j.slot.key.name
+      for n in [own] + [n for n in taps.order if n != own]:
+        if n in ref.tapped and tuple(np.shape(ref.tapped[n])) == tuple(np.shape(j.ref)):
+          pats.append((n, ref.tapped[n]))
+    kink_mask = None
+    if j.kinks:
+      kink_mask = np.zeros(int(np.size(j.ref)), bool)
+      kink_mask[j.kinks] = True
+    j.row.diagnosis = _diagnose.diagnose(
+        j.user, j.ref, j.tol, scale, patterns=pats, theta=j.theta, theta_name=j.row.name,
+        dims=dims, kinks=kink_mask)
+    if j.nonfinite:
+      _kinks.append_note(j.row, "yours contains NaN or inf")
   report.rows = rows
-  report.summary = _localise(rows, report)
+  first = report.first_wrong
+  also = []
+  if sum(j.row.verdict == "wrong" for j in judged) > 1:
+    also = [j.row for j in _steps.independent(judged, first, probe_fn(), pb.params, pb.split.dyn,
+                                              taps.specs, scale)]
+  report.summary = _summary.localise(rows, report, also)
   return report
-
-
-def _probe_kinks(comp, loss, params, split, ref, specs, p_paths, eager, dtype, cap_total):
-  """Reclassifies wrong rows whose mismatches are all at kinks (valid subgradients)."""
-  todo = [(row, a, r, rt, at, fl, extra) for row, a, r, rt, at, fl, extra in comp
-          if row.verdict == "wrong" and extra.get("candidates")]
-  if not todo:
-    return
-  tap_names = list(specs)
-  p_index = {name: i for i, (name, _) in enumerate(p_paths)}
-  which, idx, hs, owners = [], [], [], []
-  eps_rel = float(jnp.finfo(dtype).eps)
-  delta = 1e-6 if dtype == jnp.float64 else 3e-3
-  for row, a, r, rt, at, fl, extra in todo:
-    if "tap" in extra:
-      q = len(p_paths) + tap_names.index(extra["tap"])
-      base_vals = np.asarray(ref["tapped"][extra["tap"]]).ravel()
-    else:
-      q = p_index[row.name]
-      base_vals = np.asarray(extra["theta"]).ravel()
-    scale = float(np.mean(np.abs(base_vals))) if base_vals.size else 1.0
-    for i in extra["candidates"]:
-      if len(which) >= cap_total:
-        break
-      which.append(q)
-      idx.append(i)
-      hs.append(delta * max(abs(float(base_vals[i])), scale, 1e-3))
-      owners.append(row.name)
-  if not which:
-    return
-  key = None
-  if split.hashable:
-    key = ("loss_eps", loss, _check_ref.tree_spec(params), split.key(), eager)
-  fn = _check_ref.cached(key, lambda: _check_ref.make_loss_eps(loss, split, eager))
-  leaves, treedef = jax.tree_util.tree_flatten(params)
-  eps0 = {name: jnp.zeros(s.shape, s.dtype) for name, s in specs.items()}
-  host: dict[int, np.ndarray] = {}
-
-  def losses_at(q, i, h):
-    """``L(θ ± h e_i)``, ``L(θ ± 2h e_i)`` along element ``i`` of quantity ``q``."""
-    out = []
-    for step in (1.0, -1.0, 2.0, -2.0):
-      if q < len(leaves):
-        if q not in host:
-          host[q] = np.asarray(leaves[q])
-        x = host[q].copy()
-        x.flat[i] += step * h
-        moved = list(leaves)
-        moved[q] = jnp.asarray(x)
-        out.append(fn(jax.tree_util.tree_unflatten(treedef, moved), split.dyn, eps0))
-      else:
-        name = tap_names[q - len(leaves)]
-        z = np.zeros(specs[name].shape, specs[name].dtype)
-        z.flat[i] = step * h
-        out.append(fn(params, split.dyn, {**eps0, name: jnp.asarray(z)}))
-    return out
-
-  try:
-    base = float(fn(params, split.dyn, eps0))
-  except Exception as e:  # pylint: disable=broad-except
-    for row, *_ in todo:
-      row.note = (row.note + "; " if row.note else "") + f"kink probe failed: {e}"
-    return
-  h_a = np.array(hs, np.float64)
-  n = len(which)
-  vals = np.full((n, 4), np.nan)
-  fwd = np.full(n, np.nan)
-  bwd = np.full(n, np.nan)
-  margin = np.full(n, np.nan)
-
-  def probe(k):
-    vals[k] = np.asarray(jax.device_get(losses_at(which[k], idx[k], hs[k])), np.float64)
-    f, b, m = _check_ref.one_sided(base, vals[k:k + 1], h_a[k:k + 1], eps_rel)
-    fwd[k], bwd[k], margin[k] = f[0], b[0], m[0]
-
-  by_row: dict[str, list[bool]] = {}
-  for k in range(n):
-    by_row.setdefault(owners[k], []).append(k)
-  for row, a, r, rt, at, fl, extra in todo:
-    ks = by_row.get(row.name, [])
-    if not ks:
-      row.note = (row.note + "; " if row.note else "") + "not probed for kinks (probe cap reached)"
-      continue
-    a_flat, r_flat = np.asarray(a).ravel(), np.asarray(r).ravel()
-    r_scale = float(np.max(np.abs(r_flat))) if r_flat.size else 0.0
-    all_kink = True
-    for k in ks:
-      probe(k)
-      i = idx[k]
-      u_i, r_i = float(a_flat[i]), float(r_flat[i])
-      tol = at + rt * max(abs(r_i), fl * r_scale)
-      lo, hi = min(fwd[k], bwd[k]), max(fwd[k], bwd[k])
-      m = margin[k] + tol
-      is_kink = hi - lo > 4 * m
-      if not (is_kink and lo - m <= u_i <= hi + m):
-        all_kink = False
-        at_ = ("element " + str([int(j) for j in np.unravel_index(i, r.shape)])) if r.ndim else \
-            "this scalar"
-        if is_kink:
-          why = (f"at {at_} there is a kink (one-sided derivatives {fwd[k]:.6g} (+) and "
-                 f"{bwd[k]:.6g} (−)) but yours, {u_i:.6g}, is not between them")
-        else:
-          why = (f"not a kink: at {at_} both one-sided derivatives are "
-                 f"{fwd[k]:.6g} (+) and {bwd[k]:.6g} (−)")
-        break
-    if all_kink:
-      row.verdict = "kink"
-      row.n_kink = row.n_mismatch
-      if len(ks) < row.n_mismatch:
-        row.note = (row.note + "; " if row.note else "") + (
-            f"{len(ks)} of the {row.n_mismatch} mismatching elements probed (cap); all are "
-            "kinks where yours is a valid one-sided (sub)gradient")
-      else:
-        row.note = (row.note + "; " if row.note else "") + (
-            f"{row.n_kink} element(s) at kinks: yours lies between the one-sided derivatives "
-            "there (another valid convention), autodiff took another")
-    else:
-      row.note = (row.note + "; " if row.note else "") + why
-
-
-def _judge_referee(raw, dtype) -> Referee:
-  with np.errstate(all="ignore"):
-    return _judge_referee_np(raw, dtype)
-
-
-def _judge_referee_np(raw, dtype) -> Referee:
-  if raw is None:
-    return Referee("skipped", 0, None, "no referee requested")
-  raw = np.asarray(jax.device_get(raw), np.float64)   # packed by _check_ref._referee
-  n_dirs = (raw.size - 4) // 5
-  vals = raw[:4 * n_dirs].reshape(n_dirs, 4)
-  dots = raw[4 * n_dirs:5 * n_dirs]
-  h, g_norm, size, base = (float(v) for v in raw[5 * n_dirs:])
-  eps = float(jnp.finfo(dtype).eps)
-  tol = 1e-6 if dtype == jnp.float64 else 3e-2
-  lp1, lm1, lp2, lm2 = vals[:, 0], vals[:, 1], vals[:, 2], vals[:, 3]
-  c1 = (lp1 - lm1) / (2 * h)
-  c2 = (lp2 - lm2) / (4 * h)
-  fwd, bwd, margin = _check_ref.one_sided(base, vals, h, eps)
-  noise = 8 * eps * (abs(base) + np.abs(lp2) + np.abs(lm2)) / h
-  scale = np.maximum(np.abs(dots), g_norm / math.sqrt(max(size, 1)))
-  scale = np.where(scale > 0, scale, 1.0)
-  rel = np.abs(c1 - dots) / scale
-  slack = (np.abs(c1 - c2) + noise) / scale
-  verdicts = []
-  for j in range(len(dots)):
-    if not (np.isfinite(c1[j]) and np.isfinite(dots[j])):
-      verdicts.append("wrong")
-    elif rel[j] <= tol + 4 * slack[j]:
-      verdicts.append("ok")
-    else:
-      # A direction that straddles a kink (the one-sided differences jump by far more
-      # than their error) cannot referee autodiff: its conventions at kinks compose
-      # (relu'(0) = 0 with abs'(0) = 1, say) into values that need not lie between.
-      lo, hi = min(fwd[j], bwd[j]), max(fwd[j], bwd[j])
-      verdicts.append("kink" if hi - lo > 4 * margin[j] else "wrong")
-  worst = float(np.max(rel)) if rel.size else None
-  if "wrong" in verdicts:
-    j = verdicts.index("wrong")
-    return Referee("wrong", len(dots), worst,
-                   f"along direction {j} autodiff gives {dots[j]:.6g} but central differences of "
-                   f"the loss give {c1[j]:.6g}: jax.grad of this loss is itself wrong (a custom_vjp "
-                   "or stop_gradient?), so the rows compare against a wrong reference")
-  if "kink" in verdicts:
-    return Referee("kink", len(dots), worst,
-                   "a direction straddles a kink (the one-sided differences jump), so there the "
-                   "referee cannot judge autodiff; no direction found it wrong")
-  return Referee("ok", len(dots), worst, "")
-
-
-def _d(name: str) -> str:
-  return f"∂L/∂{name}"
-
-
-def _localise(rows: list[Row], report: Report) -> str:
-  """One plain sentence naming where the derivation first breaks."""
-  bad = [i for i, r in enumerate(rows) if r.verdict in BAD]
-  ref_bad = report.referee is not None and report.referee.verdict == "wrong"
-  prefix = ("Warning: the referee finds jax.grad of your loss disagrees with finite differences, "
-            "so the reference itself is suspect. ") if ref_bad else ""
-  if not bad:
-    if not rows:
-      return prefix + "Nothing was compared."
-    n_k = sum(r.n_kink for r in rows)
-    s = f"All {len(rows)} quantities agree with autodiff"
-    if n_k:
-      s += (f"; {n_k} element(s) differ only at kinks, where yours is a valid subgradient "
-            "(another convention at a non-differentiable point)")
-    return prefix + s + "."
-  i = bad[0]
-  r = rows[i]
-  problem = {"wrong": "is wrong", "shape": "has the wrong shape or type",
-             "missing": "is missing"}[r.verdict]
-  diag = f" ({r.diagnosis})" if r.diagnosis and r.verdict == "wrong" else ""
-  taps_before = [x for x in rows[:i] if x.kind == "tap"]
-  if r.kind == "tap" and r.verdict == "missing" and r.shape is None:
-    return prefix + f"{_d(r.name)} is given but the loss never taps {r.name!r}."
-  if r.kind == "tap":
-    if not taps_before:
-      return prefix + (f"{_d(r.name)} {problem}{diag}: the very first step, the derivative of the "
-                       f"loss with respect to {r.name}, is where the derivation breaks.")
-    agree = _join([_d(x.name) for x in taps_before])
-    verb = "agrees" if len(taps_before) == 1 else "agree"
-    prev = taps_before[-1].name
-    return prefix + (f"{agree} {verb} with autodiff; {_d(r.name)} {problem}{diag}, so the factor "
-                     f"∂{prev}/∂{r.name} between them is where the derivation breaks.")
-  tap_rows = [x for x in rows if x.kind == "tap"]
-  others = [x.name for x in rows[i + 1:] if x.verdict in BAD]
-  more = f" (also: {', '.join(others)})" if others else ""
-  if not tap_rows:
-    return prefix + (f"{_d(r.name)} {problem}{diag}{more}. No intermediate steps were given, so "
-                     "the error cannot be placed more precisely: tap the intermediate quantities "
-                     "in the loss (jaxreg.tap) and return their gradients to find the first "
-                     "wrong step.")
-  lead = f"Every tapped quantity ({_join([_d(x.name) for x in tap_rows])}) agrees with autodiff"
-  return prefix + (f"{lead}; {_d(r.name)} {problem}{diag}{more}, so the last step — from the "
-                   f"quantities upstream to {r.name} (its local derivative, or a penalty term on "
-                   "it) — is where the derivation breaks.")
-
-
-def _join(items: list[str]) -> str:
-  if len(items) <= 1:
-    return "".join(items)
-  return ", ".join(items[:-1]) + " and " + items[-1]

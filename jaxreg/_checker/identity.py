@@ -17,10 +17,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreg._checker import reference as _check_ref
 from jaxreg._checker import diagnose as _diagnose
-from jaxreg._checker.check import _describe_exc
+from jaxreg._checker import reference as _check_ref
+from jaxreg._checker import tolerance as _tolerance
+from jaxreg._checker.compare import Comparison, scale_np
 from jaxreg._checker.report import BAD, Report, Row
+from jaxreg._checker.usercode import describe_exc
 
 
 def _points(domain, n_grid, n_random, points, seed, dtype):
@@ -74,11 +76,9 @@ def check_identity(f: Callable, g: Callable, *, domain: tuple[float, float],
       raise TypeError(f"check_identity: `{nm}` must be callable, got {type(fn).__name__}.")
   dtype = jnp.dtype(dtype) if dtype is not None else jnp.asarray(0.0).dtype
   xs = _points(domain, n_grid, n_random, points, seed, dtype)
-  rt, at, fl = _diagnose.default_tolerances(dtype)
-  rt = rt if rtol is None else float(rtol)
-  at = at if atol is None else float(atol)
+  tol = _tolerance.resolve(dtype, rtol, atol, "check_identity")
   fn_, gn_ = names
-  report = Report(rows=[], title=f"jaxreg.check_identity({fn_}, {gn_})", rtol=rt, atol=at,
+  report = Report(rows=[], title=f"jaxreg.check_identity({fn_}, {gn_})", rtol=tol.rtol, atol=tol.atol,
                   dtype=str(dtype))
   vals, ders = [], []
   for nm, fn in zip(names, (f, g)):
@@ -88,8 +88,8 @@ def check_identity(f: Callable, g: Callable, *, domain: tuple[float, float],
         raise ValueError(f"returned shape {v.shape} for input shape {xs.shape}; "
                          "it must be elementwise")
       d = jax.vmap(jax.grad(lambda x, fn=fn: jnp.asarray(fn(x), dtype)))(xs)
-    except Exception as e:  # pylint: disable=broad-except
-      report.error = _describe_exc(e, f"`{nm}`")
+    except Exception as e:  # pylint: disable=broad-except  # user code: reported
+      report.error = describe_exc(e, f"`{nm}`")
       report.summary = f"{report.error}, so the identity could not be checked."
       return report
     vals.append(v.astype(dtype))
@@ -97,22 +97,22 @@ def check_identity(f: Callable, g: Callable, *, domain: tuple[float, float],
   rows = [Row("value", "value", f"{fn_}(x) vs {gn_}(x)", tuple(xs.shape), "ok", size=xs.size),
           Row("derivative", "value", f"{fn_}'(x) vs {gn_}'(x)", tuple(xs.shape), "ok",
               size=xs.size)]
-  with np.errstate(all="ignore"):
-    stats = [_diagnose.stats(np, np.asarray(u), np.asarray(r), rt, at, fl)
-             for u, r in ((vals[1], vals[0]), (ders[1], ders[0]))]
   xs_np = np.asarray(xs, np.float64)
-  for row, st, (u, r) in zip(rows, stats, ((vals[1], vals[0]), (ders[1], ders[0]))):
-    e_max, rel_max, n_mis = st[:3]
-    row.max_abs_err, row.max_rel_err, row.n_mismatch = float(e_max), float(rel_max), int(n_mis)
+  for row, (u, r) in zip(rows, ((vals[1], vals[0]), (ders[1], ders[0]))):
+    scale = scale_np([r])
+    comp = Comparison.of(u, r, tol, scale)
+    row.max_abs_err = float(np.max(comp.err, initial=0.0))
+    row.max_rel_err = float(np.max(comp.rel, initial=0.0))
+    row.n_mismatch = comp.count
     if not row.n_mismatch:
       continue
     row.verdict = "wrong"
-    worst, u_w, r_w = _diagnose.worst(u, r, rt, at, fl)
+    worst = comp.worst()
     row.worst_index = (int(worst),)
-    row.worst_user, row.worst_ref = float(u_w), float(r_w)
-    mism_idx = np.nonzero(_mismatch_mask(u, r, rt, at, fl))[0]
+    row.worst_user, row.worst_ref = float(comp.user[worst]), float(comp.ref[worst])
+    mism_idx = np.nonzero(comp.mismatch)[0]
     if row.name == "derivative":
-      kinks, outside = _all_kinks(f, g, xs_np[mism_idx], dtype, rt, fl, np.asarray(r),
+      kinks, outside = _all_kinks(f, g, xs_np[mism_idx], dtype, tol, scale,
                                   np.asarray(u, np.float64)[mism_idx],
                                   np.asarray(r, np.float64)[mism_idx])
       if kinks:
@@ -125,8 +125,10 @@ def check_identity(f: Callable, g: Callable, *, domain: tuple[float, float],
         if outside:
           row.note += "; " + outside
         continue
-    row.diagnosis = _diagnose.diagnose(u, r, rt, at, fl, patterns=[("x", xs)], activation_hint=False)
-    row.note = f"worst at x = {xs_np[int(worst)]:g}: {gn_} gives {float(u_w):.6g}, {fn_} gives {float(r_w):.6g}"
+    row.diagnosis = _diagnose.diagnose(u, r, tol, scale, patterns=[("x", xs)],
+                                       activation_hint=False)
+    row.note = (f"worst at x = {xs_np[int(worst)]:g}: {gn_} gives {row.worst_user:.6g}, "
+                f"{fn_} gives {row.worst_ref:.6g}")
   report.rows = rows
   bad = [r for r in rows if r.verdict in BAD]
   if not bad:
@@ -144,17 +146,7 @@ def check_identity(f: Callable, g: Callable, *, domain: tuple[float, float],
   return report
 
 
-def _mismatch_mask(u, r, rt, at, fl):
-  u = np.asarray(u, np.float64)
-  r = np.asarray(r, np.float64)
-  err = np.abs(u - r)
-  denom = np.maximum(np.abs(r), fl * np.max(np.abs(r)) if r.size else 0.0)
-  with np.errstate(divide="ignore", invalid="ignore"):
-    rel = np.where(err == 0, 0.0, err / np.where(denom > 0, denom, np.finfo(np.float64).tiny))
-  return (rel > rt) & (err > at) | np.isnan(err)
-
-
-def _all_kinks(f, g, pts, dtype, rt, fl, r_all, d_g, d_f) -> bool:
+def _all_kinks(f, g, pts, dtype, tol, scale, d_g, d_f) -> tuple[bool, str]:
   """``(kinks, remark)``: whether at every point f and g have the same one-sided derivatives
   and these jump (a kink); ``remark`` names points where an autodiff derivative ``d_f`` or
   ``d_g`` lies outside the one-sided interval (composed conventions, not a subgradient)."""
@@ -170,8 +162,7 @@ def _all_kinks(f, g, pts, dtype, rt, fl, r_all, d_g, d_f) -> bool:
     base = np.asarray(fn(x), np.float64)
     sides.append(_check_ref.one_sided(base, np.asarray(vals, np.float64), h, eps_rel))
   (ff, fb, fm), (gf, gb, gm) = sides
-  scale = float(np.max(np.abs(r_all))) if r_all.size else 1.0
-  m = fm + gm + rt * max(fl * scale, 1e-300) + 1e-12 * np.maximum(np.abs(ff), np.abs(fb))
+  m = fm + gm + tol.rtol * max(tol.floor * scale, 1e-300) + 1e-12 * np.maximum(np.abs(ff), np.abs(fb))
   same_sides = (np.abs(ff - gf) <= m) & (np.abs(fb - gb) <= m)
   jump = np.abs(ff - fb) > 4 * m
   lo, hi = np.minimum(ff, fb) - m, np.maximum(ff, fb) + m

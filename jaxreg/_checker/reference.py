@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 import math
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -88,13 +88,67 @@ def cached(key, build: Callable[[], Any]):
   return value
 
 
-class Holder:
-  """Trace-time facts about the loss (tap order and specs), filled while tracing."""
+class Static:
+  """A pytree node with no leaves whose aux data is ``value``.
 
-  def __init__(self):
-    self.order: list[str] = []
-    self.specs: dict = {}
-    self.out = None
+  Returned from a jitted function, it carries facts known at trace time (tap
+  names, how outputs pair with rows) out with the results: jit keeps it in
+  the output's tree structure, so a cached call returns the facts of the trace
+  that compiled it, and every re-trace makes its own.
+  """
+
+  def __init__(self, value):
+    self.value = value
+
+
+jax.tree_util.register_pytree_node(Static, lambda s: ((), s.value), lambda aux, _: Static(aux))
+
+
+class Taps(NamedTuple):
+  """The loss's taps: names in the order the loss taps them, and their specs."""
+
+  order: tuple
+  specs: dict
+
+
+class RefereeSamples(NamedTuple):
+  """What the referee measured (arrays; judged by :mod:`jaxreg._checker.referee`).
+
+  Attributes:
+    values: ``(directions, 4)`` loss values at ``θ + h v``, ``θ − h v``, ``θ + 2h v``, ``θ − 2h v``.
+    dots: ``(directions,)`` ``⟨∇L, v⟩`` by autodiff.
+    h: the step.
+    g_norm: ``‖∇L‖₂`` over all parameters.
+    size: number of parameters.
+    loss: ``L(θ)``.
+  """
+
+  values: Any
+  dots: Any
+  h: Any
+  g_norm: Any
+  size: Any
+  loss: Any
+
+
+class Reference(NamedTuple):
+  """The reference side of a check (output of the function :func:`make_reference` builds).
+
+  Attributes:
+    loss: ``L(θ)``.
+    g_params: ``∂L/∂params`` (a pytree like params).
+    g_taps: ``{tap name: ∂L/∂(tapped quantity)}``.
+    tapped: ``{tap name: forward value}``.
+    referee: :class:`RefereeSamples`, or ``None`` without a referee.
+    taps: :class:`Static` holding :class:`Taps`.
+  """
+
+  loss: Any
+  g_params: Any
+  g_taps: dict
+  tapped: dict
+  referee: Any
+  taps: Static
 
 
 def _chunk(n_items: int, size: int) -> int:
@@ -107,14 +161,13 @@ def _float_eps(dtype) -> float:
 
 
 def make_reference(loss: Callable, split: Split, n_dirs: int, eager: bool, jit: bool = True):
-  """Builds ``ref(params, dyn, key) -> dict`` and its :class:`Holder`.
+  """Builds ``ref(params, dyn, key) -> Reference``.
 
   ``eager``: the loss cannot be traced abstractly (discovery runs it for
   real, the referee loops in Python). ``jit``: wrap the result in ``jax.jit``
   (off when the caller jits it inside a larger function).
   """
   split = split.structure()
-  holder = Holder()
 
   def call_loss(p, dyn):
     args, kwargs = split.rebuild(dyn)
@@ -125,7 +178,6 @@ def make_reference(loss: Callable, split: Split, n_dirs: int, eager: bool, jit: 
       out, order, specs = _tap._discover_eager(call_loss, params, dyn)
     else:
       out, order, specs = _tap._discover(call_loss, params, dyn)
-    holder.order, holder.specs, holder.out = order, specs, out
     if tuple(out.shape) != () or not jnp.issubdtype(out.dtype, jnp.floating):
       raise ValueError(
           f"check: `loss(params, *args)` must return a floating-point scalar, got "
@@ -139,12 +191,12 @@ def make_reference(loss: Callable, split: Split, n_dirs: int, eager: bool, jit: 
 
     (value, tapped), (g_params, g_taps) = jax.value_and_grad(
         f, argnums=(0, 1), has_aux=True)(params, eps0)
-    result = {"loss": value, "g_params": g_params, "g_taps": g_taps, "tapped": tapped}
+    samples = None
     if n_dirs > 0:
-      result["referee"] = _referee(call_loss, params, dyn, key, value, g_params, n_dirs, eager)
-    return result
+      samples = _referee(call_loss, params, dyn, key, value, g_params, n_dirs, eager)
+    return Reference(value, g_params, g_taps, tapped, samples, Static(Taps(tuple(order), specs)))
 
-  return (jax.jit(ref) if jit and not eager else ref), holder
+  return jax.jit(ref) if jit and not eager else ref
 
 
 def _signs(n: int, salt, dtype):
@@ -203,9 +255,8 @@ def _referee(call_loss, params, dyn, key, value, g_params, n_dirs, eager):
     vals = jnp.stack([one((j, s_)) for j, s_ in zip(js, ss)])
   else:
     vals = jax.lax.map(one, (jnp.asarray(js), jnp.asarray(ss)))
-  # one array (one transfer): 4·n vals, n dots, h, ‖g‖, P, L
-  return jnp.concatenate([vals.reshape(-1).astype(dtype), dots.astype(dtype),
-                          jnp.stack([h, g_norm, jnp.asarray(total, dtype), value]).astype(dtype)])
+  return RefereeSamples(vals.reshape(n_dirs, 4).astype(dtype), dots.astype(dtype), h, g_norm,
+                        jnp.asarray(total, dtype), value)
 
 
 def make_loss_eps(loss: Callable, split: Split, eager: bool):

@@ -51,7 +51,8 @@ class Row:
     shape: the expected (reference) shape.
     verdict: one of ``ok``, ``wrong``, ``kink``, ``missing``, ``shape``.
     max_abs_err: ``max |user − reference|`` (``None`` when not compared).
-    max_rel_err: ``max |user − reference| / max(|reference|, floor·‖reference‖∞)``.
+    max_rel_err: the largest relative error (see :mod:`jaxreg._checker.tolerance`:
+      ``|user − reference| / max(|reference|, floor·scale)``, scale that of the whole check).
     n_mismatch: elements beyond tolerance (kinks included).
     n_kink: mismatching elements found to be kinks (valid subgradients).
     size: number of elements.

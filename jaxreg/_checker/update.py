@@ -22,9 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxreg._checker import diagnose as _diagnose
-from jaxreg._checker.check import _describe_exc, _leaf_paths
+from jaxreg._checker import tolerance as _tolerance
+from jaxreg._checker.compare import Comparison, scale_np
+from jaxreg._checker.plan import leaf_paths as _leaf_paths
 from jaxreg._checker.report import BAD, Report, Row
+from jaxreg._checker.usercode import describe_exc
 
 
 def _apply(rule, params, grads, steps):
@@ -110,18 +112,16 @@ def check_update(rule: Any, reference: Any, params: Any, grads: Any, *, steps: i
         f"{jax.tree_util.tree_structure(grads)} for params {jax.tree_util.tree_structure(params)}.")
   p_paths = _leaf_paths(params)
   dtype = jnp.result_type(*[x for _, x in p_paths])
-  rt, at, fl = _diagnose.default_tolerances(dtype)
-  rt = rt if rtol is None else float(rtol)
-  at = at if atol is None else float(atol)
+  tol = _tolerance.resolve(dtype, rtol, atol, "check_update")
   un, rn = names
-  report = Report(rows=[], title=f"jaxreg.check_update({un} vs {rn})", rtol=rt, atol=at,
+  report = Report(rows=[], title=f"jaxreg.check_update({un} vs {rn})", rtol=tol.rtol, atol=tol.atol,
                   dtype=str(jnp.dtype(dtype)))
   outs = []
   for nm, r in ((un, rule), (rn, reference)):
     try:
       outs.append(_apply(r, params, grads, int(steps)))
-    except Exception as e:  # pylint: disable=broad-except
-      report.error = _describe_exc(e, f"`{nm}`")
+    except Exception as e:  # pylint: disable=broad-except  # user code: reported
+      report.error = describe_exc(e, f"`{nm}`")
       report.summary = f"{report.error}, so the update rules could not be compared."
       return report
   u_flat, r_flat = dict(_leaf_paths(outs[0])), dict(_leaf_paths(outs[1]))
@@ -140,17 +140,13 @@ def check_update(rule: Any, reference: Any, params: Any, grads: Any, *, steps: i
       row.note = f"{un} gives shape {u.shape}, {rn} {r.shape}"
       continue
     th = np.asarray(theta, np.float64)
-    err = np.abs(u - r)
-    err = np.where(np.isnan(err) & ~(np.isnan(u) & np.isnan(r)), np.inf, np.nan_to_num(err))
-    # Judge the change of the parameter, not its size: tolerance relative to the step.
-    ref_step = np.abs(r - th)
-    denom = np.maximum(np.maximum(np.abs(r), ref_step), fl * max(float(np.max(np.abs(r), initial=0)), 0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-      rel = np.where(err == 0, 0.0, err / np.where(denom > 0, denom, np.finfo(np.float64).tiny))
-    mism = (rel > rt) & (err > at)
-    row.max_abs_err = float(np.max(err, initial=0))
-    row.max_rel_err = float(np.max(rel, initial=0))
-    row.n_mismatch = int(np.sum(mism))
+    # Judge the change of the parameter, not its size: each element against its step too.
+    comp = Comparison.of(u, r, tol, scale_np([r]), mag=np.maximum(np.abs(r), np.abs(r - th)))
+    row.max_abs_err = float(np.max(comp.err, initial=0))
+    row.max_rel_err = float(np.max(comp.rel, initial=0))
+    row.n_mismatch = comp.count
+    mism = comp.mismatch.reshape(r.shape)
+    rel = comp.rel.reshape(r.shape)
     if not row.n_mismatch:
       continue
     w = int(np.argmax(np.where(mism, rel, -1)))
