@@ -36,4 +36,8 @@ from jaxreg._trainer.train import TrainingDiverged as TrainingDiverged
 from jaxreg._trainer.train import train as train
 from jaxreg._trainer.train_many import train_many as train_many
 
+# --- data sets and experiments ---
+from jaxreg import datasets as datasets
+from jaxreg import experiments as experiments
+
 __version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Data sets and pure data-handling functions; public names in :mod:`jaxreg.datasets`."""
