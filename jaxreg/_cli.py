@@ -1,32 +1,63 @@
-"""Command line: ``jaxreg check PATH...`` runs every derivation case found in PATHs.
+"""jaxreg check PATH... runs every derivation case found in the PATHs.
 
-Discovery convention:
+What is found:
+  Each PATH is a .py file or a folder. Folders are searched recursively for
+  *.py files whose name does not start with "_" (hidden folders, __pycache__
+  and folders starting with "_" are skipped). Each file is imported as a
+  module, its own folder first on sys.path while it imports (so sibling helper
+  modules work). A file takes part when it defines a module-level CHECKS: a
+  list of jaxreg.Case whose names are unique within the list. Files in a
+  folder without CHECKS are skipped; a file named explicitly without CHECKS is
+  a usage error. jax_enable_x64 is switched on before any file is imported
+  (derivations are checked in float64); --no-x64 leaves it alone.
 
-* Each PATH is a ``.py`` file or a folder. Folders are searched recursively
-  for ``*.py`` files whose name does not start with ``_`` (hidden folders,
-  ``__pycache__`` and folders starting with ``_`` are skipped).
-* A file is imported as a module (its own folder is put first on
-  ``sys.path`` while it imports, so sibling helper modules work). It takes
-  part when it defines a module-level ``CHECKS``: a list of
-  :class:`jaxreg.Case`. Files in a folder without ``CHECKS`` are skipped; a
-  file named explicitly without ``CHECKS`` is a usage error.
-* Each case's ``run()`` returns a :class:`jaxreg.Report`; the case is *met*
-  when the report matches its ``expect`` (``"ok"``: nothing wrong, kinks
-  allowed; ``"kink"``: at least one kink row and nothing wrong; ``"wrong"``:
-  found wrong, first at ``expect_first_wrong`` when that is given). A case
-  documenting an error of its source (``expect="wrong"``) is met when the
-  error is found.
-* ``jax_enable_x64`` is switched on before any file is imported (derivations
-  are checked in float64); ``--no-x64`` leaves it alone.
+  jaxreg.Case(name, item, claim, run, expect="ok", expect_first_wrong=None,
+              note="")
+    name                short identifier, unique within its CHECKS list
+    item                the claim it covers, e.g. "S0.2"
+    claim               what the source claims, in a short sentence
+    run                 zero-argument callable returning a jaxreg.Report,
+                        typically lambda: jaxreg.check(...)
+    expect              "ok": nothing wrong (kinks allowed); "kink": at least
+                        one kink row and nothing wrong; "wrong": the source is
+                        wrong and the check must say so
+    expect_first_wrong  with expect="wrong": the row that must come first
+                        among the wrong ones
+    note                free text (e.g. why the source is wrong)
 
-Output: every report, then one summary line. ``--json PATH`` also writes all
-results (``Case.to_dict()`` fields, ``file``, ``met``, ``reason``, ``seconds``
-and ``report``: ``Report.to_dict()``) as JSON; ``--json`` alone (or ``-``)
-writes the JSON to stdout and the text to stderr. ``-q`` prints one line per case.
+  A case is met when its report matches expect, so a case documenting an error
+  of its source is met when the error is found. A file, e.g. derivs/square.py:
 
-Exit status: 0 when every case is met, 1 when any is not (or its ``run``
-raises), 2 for a usage error or a file that cannot be imported (the file and
-the reason are printed).
+    import jax.numpy as jnp
+    import jaxreg
+
+    def loss(p, x):
+      z = jaxreg.tap("z", x * p["w"])
+      return 0.5 * jnp.sum(z ** 2)
+
+    def mine(p, x):
+      z = x * p["w"]
+      return {"z": z, "params": {"w": jnp.sum(z * x)}}
+
+    P, X = {"w": jnp.array(0.5)}, jnp.array([1.0, -2.0, 3.0])
+    CHECKS = [jaxreg.Case("square", "S3.1", "dL/dz = z",
+                          run=lambda: jaxreg.check(mine, loss, P, X))]
+
+Output:
+  One line per case (met or NOT MET, item, name, the report in a few words:
+  ok, kink, or the first wrong step), the full report of every case not met,
+  then one summary line. -v prints the full report of every case; -q only the
+  lines. --json PATH also writes every result (the Case fields, file, met,
+  verdict, reason, seconds and the full report) as JSON to PATH; --json -
+  writes it to stdout and the text to stderr. PATH is checked before any case
+  runs: it must not be a .py file nor any file this command reads, and its
+  folder must exist and be writable. The file is replaced atomically once all
+  cases have run.
+
+Exit status:
+  0 every case is met; 1 some case is not met (or its run raised); 2 a usage
+  error, a bad --json PATH, a file that cannot be imported, or a bad CHECKS
+  list (the file and the reason are printed); nothing is run then.
 """
 
 from __future__ import annotations
@@ -35,11 +66,14 @@ import argparse
 import importlib.util
 import itertools
 import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 _COUNTER = itertools.count()
+_STDOUT = "-"
 
 
 class _UsageError(Exception):
@@ -66,6 +100,67 @@ def _files(paths: list[str]) -> list[tuple[Path, bool]]:
   return out
 
 
+def _output(arg: str | None, reads: list[Path]) -> Path | None:
+  """The ``--json`` target, refused unless writing it destroys nothing the user wrote.
+
+  Args:
+    arg: the value of ``--json`` (``None``: no JSON; ``"-"``: stdout).
+    reads: every file this command will read.
+
+  Returns:
+    The path to write, or ``None`` for no file (no ``--json``, or stdout).
+
+  Raises:
+    _UsageError: naming the path and what is wrong with it.
+  """
+  if arg is None or arg == _STDOUT:
+    return None
+  if not arg:
+    raise _UsageError("--json: expected a file path (or - for stdout), got an empty string")
+  path = Path(arg)
+  target = path.resolve()
+  hint = (" (did --json take a file to check as its value? write --json PATH.json, or --json - "
+          "for stdout)")
+  if path.suffix.lower() == ".py" or target.suffix.lower() == ".py":
+    raise _UsageError(f"--json {arg}: refusing to write JSON to a .py file{hint}")
+  if any(target == f.resolve() for f in reads):
+    raise _UsageError(f"--json {arg}: refusing to overwrite a file this command reads{hint}")
+  if target.is_dir():
+    raise _UsageError(f"--json {arg}: is a folder, expected a file path")
+  folder = target.parent
+  if not folder.is_dir():
+    raise _UsageError(f"--json {arg}: folder {str(folder)!r} does not exist")
+  try:  # the same call that will write it, so the answer cannot differ from the real one
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+  except OSError as e:
+    raise _UsageError(f"--json {arg}: cannot write in folder {str(folder)!r}: "
+                      f"{e.strerror or e}") from None
+  os.close(fd)
+  os.unlink(probe)
+  return target
+
+
+def _write_atomic(path: Path, text: str) -> None:
+  """Writes ``text`` to a temporary file beside ``path``, then renames it over ``path``."""
+  if path.exists():
+    mode = path.stat().st_mode & 0o777
+  else:
+    umask = os.umask(0)
+    os.umask(umask)
+    mode = 0o666 & ~umask
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  done = False
+  try:
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+      f.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    done = True
+  finally:
+    if not done:
+      os.unlink(tmp)
+
+
 def _load(path: Path):
   name = f"_jaxreg_check_{next(_COUNTER)}_{path.stem}"
   spec = importlib.util.spec_from_file_location(name, path)
@@ -88,16 +183,17 @@ def _load(path: Path):
   return module
 
 
-def _collect(paths):
-  from jaxreg._checker.case import Case  # pylint: disable=import-outside-toplevel
+def _collect(files: list[tuple[Path, bool]]):
+  """``([(file, case), ...], [problem, ...])`` for the files to load."""
+  from jaxreg._checker.case import Case, duplicate_names  # pylint: disable=import-outside-toplevel
   cases, problems = [], []
-  for f, explicit in _files(paths):
+  for f, explicit in files:
     try:
       module = _load(f)
     except SystemExit as e:
       problems.append(f"{f}: cannot import: it called sys.exit({e.code})")
       continue
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:  # pylint: disable=broad-except  # the user's module, not jaxreg
       problems.append(f"{f}: cannot import: {type(e).__name__}: {e}")
       continue
     checks = getattr(module, "CHECKS", None)
@@ -108,26 +204,56 @@ def _collect(paths):
     if not isinstance(checks, (list, tuple)):
       problems.append(f"{f}: CHECKS must be a list of jaxreg.Case, got {type(checks).__name__}")
       continue
-    for i, c in enumerate(checks):
-      if not isinstance(c, Case):
-        problems.append(f"{f}: CHECKS[{i}] must be a jaxreg.Case, got {type(c).__name__}")
-        break
-    else:
-      cases.extend((f, c) for c in checks)
+    bad = [i for i, c in enumerate(checks) if not isinstance(c, Case)]
+    if bad:
+      problems.append(f"{f}: CHECKS[{bad[0]}] must be a jaxreg.Case, got "
+                      f"{type(checks[bad[0]]).__name__}")
+      continue
+    dups = duplicate_names(checks)
+    if dups:
+      problems.append(f"{f}: CHECKS has duplicate case names: {', '.join(map(repr, dups))} "
+                      "(each name must be unique within the list)")
+      continue
+    cases.extend((f, c) for c in checks)
   return cases, problems
 
 
+def _line(case, res, width: int) -> str:
+  """One line: status, item, name, the report in a few words, and why a case is not met."""
+  status = "met    " if res["met"] else "NOT MET"
+  verdict = res["verdict"]
+  if res["met"] and case.expect == "wrong":
+    verdict += " (a documented error of the source)"
+  elif not res["met"]:
+    verdict += f"; {res['reason']}" if res["report"] is not None else f": {res['reason']}"
+  return f"{status} {case.item:<6} {case.name:<{width}}  {verdict}  ({res['seconds']:.2f} s)"
+
+
+def _details(f: Path, case, res) -> str:
+  """The full account of one case: file, claim, expectation and report (or traceback)."""
+  expect = case.expect + (f", first wrong {case.expect_first_wrong}"
+                          if case.expect_first_wrong else "")
+  lines = [f"  file: {f}", f"  claim: {case.claim}", f"  expect: {expect}"]
+  if case.note:
+    lines.append(f"  note: {case.note}")
+  body = str(res["report"]) if res["report"] is not None else res["traceback"].rstrip()
+  lines.append("  " + body.replace("\n", "\n  "))
+  return "\n".join(lines) + "\n"
+
+
 def _check(args) -> int:
-  to_stdout = args.json == "-"
+  to_stdout = args.json == _STDOUT
   out = sys.stderr if to_stdout else sys.stdout
-  if not args.no_x64:
-    import jax  # pylint: disable=import-outside-toplevel
-    jax.config.update("jax_enable_x64", True)
   try:
-    cases, problems = _collect(args.paths)
+    files = _files(args.paths)
+    json_path = _output(args.json, [f for f, _ in files])
   except _UsageError as e:
     print(f"jaxreg check: {e}", file=sys.stderr)
     return 2
+  if not args.no_x64:
+    import jax  # pylint: disable=import-outside-toplevel
+    jax.config.update("jax_enable_x64", True)
+  cases, problems = _collect(files)
   if problems:
     for p in problems:
       print(f"jaxreg check: {p}", file=sys.stderr)
@@ -136,23 +262,15 @@ def _check(args) -> int:
     print("jaxreg check: no cases found (a file takes part by defining a module-level CHECKS "
           "list of jaxreg.Case)", file=sys.stderr)
     return 2
+  width = min(max(len(c.name) for _, c in cases), 48)
   results = []
   t0 = time.perf_counter()
   for f, case in cases:
     res = case.evaluate()
     results.append((f, case, res))
-    status = "met" if res["met"] else "NOT MET"
-    head = (f"== {case.item} {case.name} [{f}]: expect {case.expect}"
-            + (f" (first wrong {case.expect_first_wrong})" if case.expect_first_wrong else "")
-            + f" -> {status}: {res['reason']} ({res['seconds']:.2f} s)")
-    print(head, file=out)
-    if not args.quiet:
-      print(f"   claim: {case.claim}", file=out)
-      if res["report"] is not None:
-        print("   " + str(res["report"]).replace("\n", "\n   "), file=out)
-      elif "traceback" in res:
-        print("   " + res["traceback"].rstrip().replace("\n", "\n   "), file=out)
-      print(file=out)
+    print(_line(case, res, width), file=out, flush=True)
+    if args.verbose or (not res["met"] and not args.quiet):
+      print(_details(f, case, res), file=out, flush=True)
   n_met = sum(r["met"] for _, _, r in results)
   n_wrong = sum(r["met"] and c.expect == "wrong" for _, c, r in results)
   failed = [c.name for _, c, r in results if not r["met"]]
@@ -165,27 +283,37 @@ def _check(args) -> int:
         "cases": len(results), "met": n_met, "not_met": failed}}
     for f, case, res in results:
       d = case.to_dict()
-      d.update({"file": str(f), "met": res["met"], "reason": res["reason"],
-                "seconds": res["seconds"],
+      d.update({"file": str(f), "met": res["met"], "verdict": res["verdict"],
+                "reason": res["reason"], "seconds": res["seconds"],
                 "report": res["report"].to_dict() if res["report"] is not None else None})
       doc["cases"].append(d)
-    text = json.dumps(doc, indent=1, ensure_ascii=False)
-    if to_stdout:
-      print(text)
+    text = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+    if json_path is None:
+      sys.stdout.write(text)
     else:
-      Path(args.json).write_text(text + "\n", encoding="utf-8")
+      try:
+        _write_atomic(json_path, text)
+      except OSError as e:
+        print(f"jaxreg check: --json {args.json}: could not write: {e}", file=sys.stderr)
+        return 2
   return 0 if not failed else 1
 
 
 def _parser() -> argparse.ArgumentParser:
+  from jaxreg import __version__  # pylint: disable=import-outside-toplevel
   p = argparse.ArgumentParser(prog="jaxreg", description="jaxreg command line.")
-  sub = p.add_subparsers(dest="command")
+  p.add_argument("--version", action="version", version=f"jaxreg {__version__}")
+  sub = p.add_subparsers(dest="command", metavar="COMMAND")
   c = sub.add_parser("check", help="run the derivation cases (CHECKS) in Python files or folders",
-                     description=__doc__.split("\n\n")[1] if __doc__ else None)
+                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   c.add_argument("paths", nargs="+", metavar="PATH", help=".py files or folders")
-  c.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
-                 help="also write all results as JSON to PATH (stdout when no PATH or '-')")
-  c.add_argument("-q", "--quiet", action="store_true", help="one line per case")
+  c.add_argument("--json", metavar="PATH",
+                 help="also write every result as JSON to PATH ('-': stdout); never a .py file")
+  loud = c.add_mutually_exclusive_group()
+  loud.add_argument("-v", "--verbose", action="store_true",
+                    help="print the full report of every case, not only of those not met")
+  loud.add_argument("-q", "--quiet", action="store_true",
+                    help="one line per case, no reports")
   c.add_argument("--no-x64", action="store_true", help="do not enable jax_enable_x64")
   return p
 
@@ -195,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
   parser = _parser()
   try:
     args = parser.parse_args(argv)
-  except SystemExit as e:  # argparse exits 2 on usage errors, 0 on --help
+  except SystemExit as e:  # argparse exits 2 on usage errors, 0 on --help and --version
     return int(e.code or 0)
   if args.command != "check":
     parser.print_usage(sys.stderr)
