@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
-from jaxreg.experiments import activation_plots, leaky, vanishing
+from jaxreg.experiments import activation_plots, leaky, race, vanishing
 from jaxreg.experiments._report import Pending
 
 
@@ -44,6 +44,10 @@ class Experiment(NamedTuple):
 ORDER = ("race", "vanishing", "leaky", "sparsity", "regularizers", "activations")
 
 EXPERIMENTS: dict[str, Experiment] = {
+    "race": Experiment(
+        "race", "Activation race on the Playground's circle", ("S1.6",),
+        race.activation_race, race.section, race.plot,
+        full={}, quick=dict(n_seeds=8, max_epochs=60, n_boot=200)),
     "vanishing": Experiment(
         "vanishing", "Vanishing gradients against depth", ("S3.5",),
         vanishing.vanishing_gradients, vanishing.section, vanishing.plot,
@@ -60,7 +64,6 @@ EXPERIMENTS: dict[str, Experiment] = {
 
 #: Experiments that need the trainer; listed in the README as not run yet.
 PLANNED: dict[str, Pending] = {
-    "race": Pending("race", "Activation race on the Playground's circle", ("S1.6",)),
     "sparsity": Pending("sparsity", "L1 against L2: sparsity on digits", ("S2.4", "S4.3")),
     "regularizers": Pending("regularizers", "Regularizers on real data (digits)",
                             ("S2.5", "S4.4", "S4.5", "S4.6", "S4.7")),

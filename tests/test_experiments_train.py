@@ -1,0 +1,90 @@
+"""Experiments that train (jaxreg.experiments.race): structure and one qualitative fact each.
+
+Few seeds and few epochs; the full runs are scripts (scripts/experiment_race.py).
+"""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from jaxreg import experiments
+from jaxreg.experiments import _report, race
+
+
+@pytest.fixture(scope="module")
+def small_race():
+  return experiments.activation_race(6, 60, activations=("sigmoid", "tanh", "relu"), n_boot=200)
+
+
+def test_race_structure(small_race):
+  r = small_race
+  assert r.settings.activations == ("sigmoid", "tanh", "relu")
+  assert [row.activation for row in r.rows] == ["sigmoid", "tanh", "relu"]
+  for a in r.settings.activations:
+    e = r.epochs[a]
+    assert e.shape == (6,) and r.test_loss[a].shape == (6, 60)
+    finite = e[np.isfinite(e)]
+    assert np.all((finite >= 1) & (finite <= 60) & (finite == np.round(finite)))
+    assert r.row(a).converged == finite.size
+  assert [q.name for q in r.ratios] == ["sigmoid/tanh", "tanh/relu"]
+  for q in r.ratios:
+    assert q.verdict in _report.VERDICTS
+    assert np.isnan(q.median) or q.lo <= q.median <= q.hi
+  s = race.section(r, figure="race.png")
+  assert s.claims == ("S1.6",) and s.verdict in _report.VERDICTS and "tanh" in s.table
+
+
+def test_race_tanh_learns_faster_than_sigmoid(small_race):
+  # The qualitative fact: after 60 epochs tanh's test loss is below sigmoid's in most runs
+  # (sigmoid's derivative is at most 0.25, so its early progress is slow).
+  last = {a: small_race.test_loss[a][:, -1] for a in ("sigmoid", "tanh")}
+  assert np.median(last["tanh"]) < np.median(last["sigmoid"])
+  assert small_race.row("sigmoid").converged <= small_race.row("tanh").converged
+
+
+def test_race_json_schema(small_race):
+  d = json.loads(json.dumps(race.to_json(small_race)))
+  assert set(d["activations"]) == {"sigmoid", "tanh", "relu"}
+  for a, v in d["activations"].items():
+    assert len(v["epochs"]) == 6 and all(e is None or isinstance(e, int) for e in v["epochs"])
+    assert v["converged"] == sum(e is not None for e in v["epochs"])
+    assert v["median"] is None or isinstance(v["median"], float)
+  assert set(d["ratios"]) == {"sigmoid/tanh", "tanh/relu"}
+  assert all(len(v) == 3 for v in d["ratios"].values())
+
+
+def test_playground_model_init_and_loss():
+  m = race.playground_model("relu")
+  p = m.init(jax.random.key(3))
+  assert [layer["w"].shape for layer in p] == [(2, 3), (3, 3), (3, 1)]
+  for layer in p:
+    assert np.all(np.abs(np.asarray(layer["w"])) <= 0.5)
+    np.testing.assert_array_equal(np.asarray(layer["b"]), np.float32(0.1))
+  x = np.array([[1.0, -2.0], [0.5, 3.0]], np.float32)
+  t = np.array([[1.0], [-1.0]], np.float32)
+  out = np.asarray(m.apply(p, x))
+  assert np.all(np.abs(out) < 1)                    # tanh output
+  assert float(m.loss(p, x, t)) == pytest.approx(0.5 * np.mean((out - t) ** 2), rel=1e-6)
+  assert race.playground_model("relu") is m          # cached: one compile per activation
+
+
+def test_first_below_and_bootstrap():
+  loss = np.array([[0.3, 0.04, 0.01], [0.3, 0.2, 0.1], [np.nan, 0.01, 0.0]])
+  np.testing.assert_array_equal(race.first_below(loss, 0.05), [2, np.inf, 2])
+  slow = np.array([100.0, 120, 110, np.inf, 90])
+  fast = np.array([10.0, 11, 12, 9, 10])
+  lo, mid, hi = race.bootstrap_ratio(slow, fast, n_boot=500)
+  assert lo <= 11 <= hi and lo > 5
+  assert race.judge(8.0, 12.0, 10.0) == experiments.HOLDS
+  assert race.judge(3.0, 5.0, 10.0) == experiments.PARTLY
+  assert race.judge(0.5, 2.0, 10.0) == experiments.FAILS
+  assert np.isnan(race.bootstrap_ratio(np.full(4, np.inf), np.full(4, np.inf), n_boot=50)[0])
+
+
+def test_race_bad_arguments():
+  with pytest.raises(ValueError, match="n_seeds"):
+    experiments.activation_race(0, 10)
+  with pytest.raises(ValueError, match="activation"):
+    experiments.activation_race(2, 10, activations=("nope",))
