@@ -88,3 +88,16 @@ def test_race_bad_arguments():
     experiments.activation_race(0, 10)
   with pytest.raises(ValueError, match="activation"):
     experiments.activation_race(2, 10, activations=("nope",))
+
+
+def test_sparsity_structure_and_proximal_l1_zeros_weights():
+  from jaxreg.experiments import sparsity
+  rules = (sparsity.RULES[0], sparsity.RULES[2])   # L2 and proximal L1: two compiles
+  r = experiments.l1_vs_l2((0.0, 1e-2), n_seeds=2, epochs=5, hidden=8, rules=rules)
+  assert len(r.rows) == 2 * 2 and set(r.weights) == {"none"} | {lab for lab, _, _ in rules}
+  for row in r.rows:
+    assert 0 <= row.exact_zero <= row.near_zero <= 1 and 0 <= row.test_acc <= 1
+  l2, prox = r.row("L2 weight decay", 1e-2), r.row("L1 proximal", 1e-2)
+  assert l2.exact_zero == 0 < prox.exact_zero      # only the proximal step lands on 0
+  # λ = 0 is the same unregularized run under every rule
+  assert len({r.row(lab, 0.0).test_acc for lab, _, _ in rules}) == 1
