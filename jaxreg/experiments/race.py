@@ -46,6 +46,11 @@ CLAIMS = (("sigmoid", "tanh", 10.0), ("tanh", "relu", 2.0))
 THRESHOLD = 0.05
 #: The Playground's initial bias of every neuron.
 PLAYGROUND_BIAS = 0.1
+#: "About k×" is read as: the whole 95 % interval lies within ``[k / APPROX, k · APPROX]``.
+APPROX = 2 ** 0.5
+#: How a measured ratio compares with its claimed factor (see :func:`judge`).
+EXACT, ABOUT, ORDER_ONLY, WRONG = ("holds exactly", "holds approximately", "right order only",
+                                   "does not hold")
 
 
 class Settings(NamedTuple):
@@ -77,9 +82,8 @@ class Row(NamedTuple):
 class Ratio(NamedTuple):
   """``median(epochs of slow) / median(epochs of fast)`` with a bootstrap 95 % interval.
 
-  ``verdict`` is :data:`HOLDS` when the interval contains ``claimed``,
-  :data:`PARTLY` when the interval lies above 1 without containing it (the
-  order is right, the factor is not), :data:`FAILS` otherwise. Entries are
+  ``verdict`` is one of :data:`EXACT`, :data:`ABOUT`, :data:`ORDER_ONLY`,
+  :data:`WRONG` (see :func:`judge`). Entries are
   ``nan`` where both medians are infinite.
   """
 
@@ -211,12 +215,19 @@ def bootstrap_ratio(slow: np.ndarray, fast: np.ndarray, *, n_boot: int = 4000,
 
 
 def judge(lo: float, hi: float, claimed: float) -> str:
-  """:data:`HOLDS` if ``claimed ∈ [lo, hi]``; :data:`PARTLY` if ``lo > 1`` (right order only); else :data:`FAILS`."""
+  """How the 95 % interval ``[lo, hi]`` of a ratio compares with the claimed factor.
+
+  :data:`EXACT` if it contains ``claimed``; :data:`ABOUT` if it lies inside
+  ``[claimed / APPROX, claimed · APPROX]`` ("about k×"); :data:`ORDER_ONLY` if
+  it lies above 1 (the faster one is faster, by another factor); else :data:`WRONG`.
+  """
   if lo <= claimed <= hi:
-    return HOLDS
+    return EXACT
+  if claimed / APPROX <= lo and hi <= claimed * APPROX:
+    return ABOUT
   if lo > 1:
-    return PARTLY
-  return FAILS
+    return ORDER_ONLY
+  return WRONG
 
 
 # ---------------------------------------------------------------- the run
@@ -334,13 +345,17 @@ def section(result: Result, *, figure: str = "") -> Section:
         [[q.name, f"{_ratio(q.median)} [{_ratio(q.lo)}, {_ratio(q.hi)}]", f"{q.claimed:g}×",
           q.verdict] for q in result.ratios])
   verdicts = [q.verdict for q in result.ratios]
-  verdict = (HOLDS if verdicts and all(v == HOLDS for v in verdicts) else
-             FAILS if not verdicts or all(v == FAILS for v in verdicts) else PARTLY)
+  verdict = (HOLDS if verdicts and all(v in (EXACT, ABOUT) for v in verdicts) else
+             FAILS if not verdicts or all(v == WRONG for v in verdicts) else PARTLY)
   parts = []
   for q in result.ratios:
-    how = {HOLDS: "holds: the interval contains it",
-           PARTLY: "holds only in direction: the interval lies above 1 but excludes it",
-           FAILS: "does not hold: the interval does not even lie above 1"}[q.verdict]
+    side = "above" if q.claimed > q.hi else "below"
+    how = {EXACT: "holds: the interval contains it",
+           ABOUT: (f"holds approximately: the interval lies within a factor √2 of it, but "
+                   f"{q.claimed:g} itself is {side} the interval"),
+           ORDER_ONLY: ("holds only in direction: the interval lies above 1 but not within "
+                        "a factor √2 of the claimed factor"),
+           WRONG: "does not hold: the interval does not even lie above 1"}[q.verdict]
     parts.append(f"{q.fast} converges {_ratio(q.median)}× faster than {q.slow} (median of "
                  f"bootstrap medians; 95 % interval {_ratio(q.lo)}–{_ratio(q.hi)}); the "
                  f"claimed {q.claimed:g}× {how}")
@@ -348,7 +363,8 @@ def section(result: Result, *, figure: str = "") -> Section:
                      f"{_epochs(r.q75)}" for r in result.rows)
   reason = ("; ".join(parts) + f". Run-to-run variation is large, as the source says "
             f"(interquartile ranges of epochs: {spread}). A ratio counts as holding when its "
-            "bootstrap interval contains the claimed factor.")
+            "bootstrap interval contains the claimed factor, approximately when the whole interval "
+            "lies within a factor √2 of it (our reading of \"about\").")
   setup = (f"TensorFlow Playground's setting: circle data (500 points, noise 0, 50 % for "
            f"training, data seed {st.data_seed}), inputs x1 and x2 unscaled, "
            f"2 → {' → '.join(map(str, st.hidden))} → 1 with a tanh output and labels ±1, "

@@ -176,7 +176,7 @@ def section(result: Result, *, figure: str = "") -> Section:
     reason += ("Both L1 rules drive most weights towards 0 where L2 shrinks all of them and "
                "zeroes none, so S2.4 holds; S4.3's *exact* sparsity holds only for the "
                "proximal step: S2.3's sign rule leaves a weight near 0 oscillating around it "
-               "with amplitude ηλ/n (the spike near 10⁻⁴ to 10⁻³ in the histogram), never on 0. "
+               "with amplitude ηλ/n (its spike at about ηλ/n in the histogram), never on 0. "
                "Counted as holding when L1's fraction (sign rule: below 10⁻³; proximal: "
                "exactly 0) exceeds both 10 % and twice L2's.")
   elif sparse_prox:
