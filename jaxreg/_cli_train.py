@@ -71,6 +71,7 @@ def float_list(text: str) -> tuple[float, ...]:
 def add_parser(sub) -> None:
   """Adds ``train`` to the ``jaxreg`` subcommands."""
   from jaxreg import activations, losses  # pylint: disable=import-outside-toplevel
+  from jaxreg._mlp import INITS  # pylint: disable=import-outside-toplevel
   p = sub.add_parser("train", help="train an MLP on a data set or an .npz file",
                      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("data", metavar="DATA", help=f"one of {', '.join(DATASETS)}, or an .npz file")
@@ -85,7 +86,8 @@ def add_parser(sub) -> None:
                  help="output activation (default: identity; sigmoid for binary cross-entropy)")
   g.add_argument("--loss", default=None, choices=losses.NAMES,
                  help="default: softmax_cross_entropy for digits, else mse")
-  g.add_argument("--init", default="glorot_uniform", help="MLP init scheme (default glorot_uniform)")
+  g.add_argument("--init", default="glorot_uniform", choices=INITS,
+                 help="MLP init scheme (default glorot_uniform)")
   g = p.add_argument_group("data")
   g.add_argument("--n-samples", type=int, default=500, help="Playground points (default 500)")
   g.add_argument("--noise", type=float, default=0.0, help="Playground noise in [0, 0.5]")

@@ -119,6 +119,17 @@ def compare_regularizers(n_seeds: int = 20, *, n_train: int = 200, hidden: int =
   stopping; every method is scored on the test set with
   :func:`jaxreg.predict`.
 
+  Args:
+    n_seeds: seeds per method (the same seeds for every method).
+    n_train: training images used.
+    hidden: hidden width.
+    epochs: epochs (reshuffled every epoch).
+    learning_rate: SGD step.
+    batch_size: minibatch size.
+    data_seed: seed of the split.
+    methods: :class:`Method` s to compare; the first is the baseline.
+    n_boot: bootstrap resamples of the paired differences.
+
   Returns:
     A :class:`Result` (the first method is the baseline of the differences).
   """
