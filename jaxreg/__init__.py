@@ -29,6 +29,8 @@ from jaxreg._trainer.checkpoint import load as load
 from jaxreg._trainer.checkpoint import save as save
 from jaxreg._trainer.config import TrainConfig as TrainConfig
 from jaxreg._trainer.epoch import TrainState as TrainState
+from jaxreg._trainer.model import Model as Model
+from jaxreg._trainer.model import predict as predict
 from jaxreg._trainer.progress import MetricsLog as MetricsLog
 from jaxreg._trainer.train import TrainingDiverged as TrainingDiverged
 from jaxreg._trainer.train import train as train

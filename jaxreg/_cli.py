@@ -299,11 +299,22 @@ def _check(args) -> int:
   return 0 if not failed else 1
 
 
+# The other commands (train, experiment, plot) live in _cli_train.py, _cli_experiment.py and
+# _cli_plot.py, each with its own --help text as its module docstring.
+class _Parser(argparse.ArgumentParser):
+  """argparse with a one-line usage error (exit 2) that points to ``--help``."""
+
+  def error(self, message):
+    self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
   from jaxreg import __version__  # pylint: disable=import-outside-toplevel
-  p = argparse.ArgumentParser(prog="jaxreg", description="jaxreg command line.")
+  from jaxreg import _cli_experiment, _cli_plot, _cli_train  # pylint: disable=import-outside-toplevel
+  p = _Parser(prog="jaxreg", description="jaxreg command line: check derivations, train, "
+              "run experiments, plot.")
   p.add_argument("--version", action="version", version=f"jaxreg {__version__}")
-  sub = p.add_subparsers(dest="command", metavar="COMMAND")
+  sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
   c = sub.add_parser("check", help="run the derivation cases (CHECKS) in Python files or folders",
                      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   c.add_argument("paths", nargs="+", metavar="PATH", help=".py files or folders")
@@ -315,7 +326,25 @@ def _parser() -> argparse.ArgumentParser:
   loud.add_argument("-q", "--quiet", action="store_true",
                     help="one line per case, no reports")
   c.add_argument("--no-x64", action="store_true", help="do not enable jax_enable_x64")
+  _cli_train.add_parser(sub)
+  _cli_experiment.add_parser(sub)
+  _cli_plot.add_parser(sub)
   return p
+
+
+def _subcommand(args) -> int:
+  """Runs ``train``, ``experiment`` or ``plot``; their bad input is one line on stderr, exit 2."""
+  from jaxreg import _cli_experiment, _cli_plot, _cli_train  # pylint: disable=import-outside-toplevel
+  from jaxreg._data.extras import MissingExtraError  # pylint: disable=import-outside-toplevel
+  module = {"train": _cli_train, "experiment": _cli_experiment, "plot": _cli_plot}[args.command]
+  try:
+    return module.run(args)
+  except module.UsageError as e:
+    print(f"jaxreg {args.command}: error: {e}", file=sys.stderr)
+    return 2
+  except MissingExtraError as e:
+    print(f"jaxreg {args.command}: {e}", file=sys.stderr)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -325,10 +354,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
   except SystemExit as e:  # argparse exits 2 on usage errors, 0 on --help and --version
     return int(e.code or 0)
-  if args.command != "check":
-    parser.print_usage(sys.stderr)
-    print("jaxreg: a command is required: jaxreg check PATH...", file=sys.stderr)
+  if args.command is None:
+    print("jaxreg: error: a command is required: check, train, experiment or plot "
+          "(see jaxreg --help)", file=sys.stderr)
     return 2
+  if args.command != "check":
+    return _subcommand(args)
   return _check(args)
 
 

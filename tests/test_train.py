@@ -7,8 +7,10 @@ import optax
 import pytest
 
 import jaxreg
-from jaxreg._trainer import epoch as _epoch
 from jaxreg import optim
+from jaxreg._trainer import model as _model
+from jaxreg._trainer import shuffle as _shuffle
+from _train_util import compiles
 
 
 def _blobs(n=96, seed=0):
@@ -33,15 +35,18 @@ def test_same_seed_bit_identical_and_second_call_does_not_recompile():
   cfg = jaxreg.TrainConfig(learning_rate=0.3, batch_size=8, epochs=4, keep_prob=(0.9, 0.7),
                            noise_std=0.1, weight_decay=1e-3, seed=3)
   p0 = CLS.init(jax.random.key(0))
-  pa, ha = jaxreg.train(CLS, p0, (x, t), cfg, val_data=(x, t))
-  traces = _epoch.TRACES["train_epoch"]
-  pb, hb = jaxreg.train(CLS, p0, (x, t), cfg, val_data=(x, t))
+  with compiles() as first:
+    pa, ha = jaxreg.train(CLS, p0, (x, t), cfg, val_data=(x, t))
+  assert first.count("epoch_fn") == 1
+  with compiles() as later:
+    pb, hb = jaxreg.train(CLS, p0, (x, t), cfg, val_data=(x, t))
+    # Other seed and numeric hyperparameters: different result, same compiled epoch.
+    pc, _ = jaxreg.train(CLS, p0, (x, t), cfg.replace(seed=4, learning_rate=0.2, noise_std=0.05,
+                                                      keep_prob=(0.8, 0.6), weight_decay=2e-3),
+                         val_data=(x, t))
+  assert "epoch_fn" not in later
   assert _leaves_equal(pa, pb)
   assert all(np.array_equal(ha[k], hb[k]) for k in ha)
-  # Other seed and numeric hyperparameters: different result, same compiled epoch.
-  pc, _ = jaxreg.train(CLS, p0, (x, t), cfg.replace(seed=4, learning_rate=0.2, noise_std=0.05,
-                                                    keep_prob=(0.8, 0.6)), val_data=(x, t))
-  assert _epoch.TRACES["train_epoch"] == traces
   assert not _leaves_equal(pa, pc)
   # Classification metrics, in prediction mode on the final parameters.
   assert set(ha) == {"train_loss", "val_loss", "train_acc", "val_acc", "best_epoch"}
@@ -64,7 +69,7 @@ def test_train_equals_a_manual_optax_loop_with_the_documented_shuffle():
                    optim.l1_sign(0.002), optax.sgd(0.2))
   params, opt_state, means = p0, tx.init(p0), []
   for e in range(2):
-    perm, _ = _epoch.epoch_randomness(jax.random.key(7), e, 23, 4, keys_per_step=2 + 2)
+    perm, _ = _shuffle.epoch_randomness(jax.random.key(7), e, 23, 4, 2 + 2)
     perm = np.asarray(perm)[:20].reshape(4, 5)  # 3 samples left out
     losses = []
     for idx in perm:
@@ -96,14 +101,14 @@ def test_proximal_l1_in_train_gives_exact_zeros_where_sign_rule_oscillates():
 
 @pytest.mark.parametrize("n", [1, 5, 23, 1025, 70_000])
 def test_shuffle_is_a_permutation(n):
-  perm = np.asarray(_epoch.shuffle(jax.random.key(n), n))
+  perm = np.asarray(_shuffle.shuffle(jax.random.key(n), n))
   np.testing.assert_array_equal(np.sort(perm), np.arange(n))
   if n > 100:
     assert np.mean(perm == np.arange(n)) < 0.01
 
 
 def test_shuffle_is_uniform():
-  perms = np.asarray(jax.jit(jax.vmap(lambda k: _epoch.shuffle(k, 4)))(
+  perms = np.asarray(jax.jit(jax.vmap(lambda k: _shuffle.shuffle(k, 4)))(
       jax.random.split(jax.random.key(0), 48_000)))
   codes = perms @ np.array([64, 16, 4, 1])
   counts = np.unique(codes, return_counts=True)[1]
@@ -116,12 +121,8 @@ def test_shuffle_is_uniform():
 @pytest.mark.parametrize("mode", ["inverted", "scale_at_test"])
 def test_dropout_masks_have_the_keep_rates(mode):
   net = jaxreg.MLP((50, 40, 3), "relu")
-  cfg = jaxreg.TrainConfig(learning_rate=0.1, batch_size=400, epochs=1, keep_prob=(0.8, 0.5),
-                           dropout_mode=mode)
-  st = _epoch.make_static(net, cfg, 400, False)
-  hyper = _epoch.make_hyper(net, cfg, jnp.float64)
-  m0, m1 = _epoch.train_masks(jax.random.split(jax.random.key(5)), net, st, hyper, 400,
-                              jnp.float64)
+  m0, m1 = _model.dropout_masks(jax.random.split(jax.random.key(5)), net, (True, True), mode,
+                                jnp.asarray((0.8, 0.5)), 400, jnp.float64)
   for mask, p in ((m0, 0.8), (m1, 0.5)):
     mask = np.asarray(mask)
     kept = mask != 0
@@ -145,9 +146,7 @@ def test_the_two_dropout_flavours_give_the_same_expected_output():
   plain_mean = run(keep, 1.0).mean(0)
   cfg = jaxreg.TrainConfig(learning_rate=0.1, batch_size=1, epochs=1, keep_prob=(1.0, p),
                            dropout_mode="scale_at_test")
-  st = _epoch.make_static(net, cfg, 1, False)
-  scaled = net.apply(params, x, dropout_masks=_epoch.eval_masks(net, st, _epoch.make_hyper(
-      net, cfg, jnp.float64)))
+  scaled = jaxreg.predict(net, params, x, cfg)
   full = net.apply(params, x)
   sd = float(jnp.abs(full).max()) / np.sqrt(draws)
   np.testing.assert_allclose(inverted_mean, full, atol=8 * sd)       # inverted: predict unmasked
@@ -170,11 +169,11 @@ def test_early_stopping_restores_the_best_epoch():
   p0 = [{"w": jnp.zeros((1, 1)), "b": jnp.zeros(1)}]
   cfg = jaxreg.TrainConfig(learning_rate=0.01, batch_size=8, epochs=40, patience=3, seed=1)
   best, hist = jaxreg.train(net, p0, (x, 2 * x), cfg, val_data=(xv, 0.5 * xv))
-  b = int(hist["best_epoch"])
+  b = int(hist["best_epoch"])                        # 1-based, like TrainingDiverged.epoch
   assert 2 < b < 30
-  assert b == int(np.argmin(hist["val_loss"]))
-  assert len(hist["val_loss"]) == b + 1 + 3          # stopped after `patience` bad epochs
-  again, _ = jaxreg.train(net, p0, (x, 2 * x), cfg.replace(epochs=b + 1, patience=None),
+  assert b == int(np.argmin(hist["val_loss"])) + 1
+  assert len(hist["val_loss"]) == b + 3              # stopped after `patience` bad epochs
+  again, _ = jaxreg.train(net, p0, (x, 2 * x), cfg.replace(epochs=b, patience=None),
                           val_data=(xv, 0.5 * xv))
   assert _leaves_equal(best, again)
   assert float(best[0]["w"][0, 0]) < 1.0              # not the last epoch's (w heads for 2)
@@ -267,7 +266,7 @@ def test_bad_input_is_rejected_with_the_argument_named(kwargs, err, match):
     (dict(keep_prob=0.5), TypeError, "`keep_prob` must be None or a sequence"),
     (dict(dropout_mode="test"), ValueError, "`dropout_mode`"),
     (dict(noise_std=-0.1), ValueError, "`noise_std`"),
-    (dict(augment=3), TypeError, "`augment` must be None or a function"),
+    (dict(augment=3), TypeError, "`augment` must be None, a function"),
     (dict(patience=0), ValueError, "`patience`"),
     (dict(seed=-1), ValueError, "`seed`"),
     (dict(decay_biases=1), TypeError, "`decay_biases` must be a bool"),

@@ -1,18 +1,20 @@
 """`train_many`: seeds × a hyperparameter grid, trained in one compiled call (S4.8).
 
 Contract: the member for grid point ``g`` and seed ``s`` runs the very epoch
-function of :func:`jaxreg.train` (``jaxreg._trainer.epoch.epoch_fn``), so it equals::
+function of :func:`jaxreg.train` (:func:`jaxreg._trainer.epoch.epoch_fn`)
+on a state whose hyperparameters are set to ``g``, so it equals::
 
-    jaxreg.train(model, model.init(jax.random.key(s), dtype), train_data,
-                 config.replace(seed=s, **grid_point), val_data=val_data)
+    jaxreg.train(model, init(jax.random.key(s)), train_data,
+                 config_with(g).replace(seed=s), val_data=val_data)
 
 to float tolerance (``vmap`` may reorder a reduction). Everything — init, all
-epochs (a ``lax.scan`` of epoch scans), early stopping and divergence handling —
-runs inside one ``jit(vmap(...))``; members that stop early or diverge are
-frozen in-graph (their later history entries are NaN) while the others go on.
-Seeds are the outer ``vmap`` and grid points the inner one, so what depends on
-the seed alone (initial parameters, shuffles, batch gathers, dropout and noise
-draws) is computed once per seed and shared by its grid points.
+epochs (a ``lax.scan`` of epoch scans), early stopping and divergence — runs
+inside one ``jit(vmap(...))``; members that stop early or diverge pass
+through later epochs unchanged (NaN history entries) while the others go
+on. Seeds are the outer ``vmap`` and grid points the inner one, so what
+depends on the seed alone (initial parameters, shuffles, batch gathers,
+dropout and noise draws) is computed once per seed and shared by its grid
+points.
 """
 
 from __future__ import annotations
@@ -25,46 +27,66 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreg._trainer.config import GRID_KEYS, TrainConfig
 from jaxreg._mlp import MLP
 from jaxreg._trainer import epoch as _epoch
-from jaxreg._trainer import train as _train
-
-TRACES = _epoch.TRACES
+from jaxreg._trainer import inputs as _inputs
+from jaxreg._trainer import model as _model
+from jaxreg._trainer import optimizer as _optimizer
+from jaxreg._trainer.config import DATA_HYPERPARAMS, SEED_LIMIT, TrainConfig
 
 
 def _check_seeds(seeds) -> tuple[int, ...]:
   if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__") or len(seeds) == 0:
-    raise ValueError(f"train_many: `seeds` must be a non-empty sequence of ints >= 0, got {seeds!r}.")
+    raise ValueError(f"train_many: `seeds` must be a non-empty sequence of ints in [0, 2**32), "
+                     f"got {seeds!r}.")
   out = []
   for i, s in enumerate(seeds):
-    if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
-      raise ValueError(f"train_many: `seeds[{i}]` must be an int >= 0, got {s!r}.")
+    if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 0 <= s < SEED_LIMIT:
+      raise ValueError(f"train_many: `seeds[{i}]` must be an int in [0, 2**32), got {s!r}.")
     out.append(int(s))
   return tuple(out)
 
 
-def _check_grid(model: MLP, config: TrainConfig, grid) -> dict[str, tuple]:
+def _grid_names(model, config: TrainConfig, params) -> tuple[str, ...]:
+  """What a grid may sweep: the optimizer's hyperparameters and the trainer's own."""
+  tx = _optimizer.of_config(config)
+  opt_names = _optimizer.hyperparam_names(jax.eval_shape(tx.init, params))
+  own = DATA_HYPERPARAMS if isinstance(model, MLP) else ("noise_std",)
+  return opt_names + own
+
+
+def _check_grid(model, config: TrainConfig, grid, params) -> dict[str, tuple]:
   if grid is None:
     return {}
   if not isinstance(grid, Mapping):
     raise TypeError(f"train_many: `grid` must be a dict {{name: values}}, got {type(grid).__name__}.")
+  allowed = _grid_names(model, config, params)
   out = {}
   for name, values in grid.items():
-    if name not in GRID_KEYS:
+    if name not in allowed:
+      whose = ("the built-in optimizer" if config.optimizer is None else
+               "`config.optimizer` (numeric hyperparameters of an optax.inject_hyperparams "
+               "optimizer)")
       raise ValueError(f"train_many: `grid` key {name!r} cannot be swept; expected one of "
-                       f"{list(GRID_KEYS)} (other settings change the compiled program: "
-                       "call train_many once per value).")
+                       f"{list(allowed)} (hyperparameters of {whose} and the trainer's own). "
+                       "Other settings change the compiled program: call train_many once per "
+                       "value.")
     if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
       raise ValueError(f"train_many: `grid[{name!r}]` must be a non-empty sequence of values, "
                        f"got {values!r}.")
     checked = []
     for i, v in enumerate(values):
-      try:
-        c = config.replace(**{name: v})
-      except (TypeError, ValueError) as e:
-        raise type(e)(f"train_many: `grid[{name!r}][{i}]`: {e}") from None
-      checked.append(getattr(c, name))
+      if hasattr(config, name) and (config.optimizer is None or name in DATA_HYPERPARAMS):
+        try:
+          c = config.replace(**{name: v})
+        except (TypeError, ValueError) as e:
+          raise type(e)(f"train_many: `grid[{name!r}][{i}]`: {e}") from None
+        v = getattr(c, name)
+      elif (isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer))
+            or not math.isfinite(float(v))):
+        raise ValueError(f"train_many: `grid[{name!r}][{i}]` must be a finite real number, "
+                         f"got {v!r}.")
+      checked.append(v)
     if name == "keep_prob":
       for i, kp in enumerate(checked):
         if len(kp) != model.num_layers:
@@ -74,89 +96,75 @@ def _check_grid(model: MLP, config: TrainConfig, grid) -> dict[str, tuple]:
   return out
 
 
-def _hyper_table(model: MLP, config: TrainConfig, grid: dict, dtype) -> _epoch.Hyper:
-  """Hyper with a leading axis of size ``prod(grid_shape)`` (C order over the grid)."""
-  base = _epoch.make_hyper(model, config, dtype)
-  points = list(itertools.product(*grid.values())) or [()]
-  cols = {f: [] for f in _epoch.Hyper._fields}
-  for point in points:
-    values = dict(zip(grid, point))
-    for f in _epoch.Hyper._fields:
-      v = values.get(f, None)
-      cols[f].append(np.asarray(v if v is not None else getattr(base, f), dtype))
-  return _epoch.Hyper(*(jnp.asarray(np.stack(cols[f])) for f in _epoch.Hyper._fields))
+def _grid_table(grid: dict, dtype) -> dict:
+  """``{name: values}`` with a leading axis of size ``prod(grid_shape)`` (C order)."""
+  points = list(itertools.product(*grid.values()))
+  return {name: np.stack([np.asarray(p[i], dtype) for p in points]) for i, name in enumerate(grid)}
 
 
-def _run_one(model, st, epochs, patience, hyper, key, x, t, xv, tv):
-  dtype = x.dtype
-  params = model.init(key, dtype)
-  state = _epoch.init_state(st, hyper, params)
+def _run_member(plan, epochs, params, values, key, x, t, xv, tv):
+  state = _epoch.init_state(plan, params, values)
 
-  def body(carry, epoch):
-    state, active = carry
-    new, metrics = _epoch.epoch_fn(model, st, hyper, state, key, x, t, xv, tv, epoch=epoch)
-    finite = metrics.pop("finite")
-    # A stopped member keeps its state; a diverging epoch is not taken (as in train).
-    state = jax.tree.map(lambda a, b: jnp.where(active & finite, a, b), new, state)
-    metrics = {k: jnp.where(active, v, jnp.nan) for k, v in metrics.items()}
-    diverged = active & ~finite
-    stop = ~finite
-    if patience is not None:
-      stop = stop | (new.bad_epochs >= patience)
-    return (state, active & ~stop), (metrics, diverged)
+  def body(state, epoch):
+    return _epoch.epoch_fn(plan, state, key, x, t, xv, tv, epoch=epoch)
 
-  (state, _), (hist, diverged) = jax.lax.scan(body, (state, jnp.asarray(True)),
-                                              jnp.arange(epochs, dtype=jnp.int32))
-  out = state.params
-  if st.track_best:
-    out = jax.tree.map(lambda b, p: jnp.where(state.best_epoch >= 0, b, p), state.best_params, out)
-  hist["best_epoch"] = state.best_epoch if st.track_best else jnp.asarray(-1, jnp.int32)
-  hist["diverged"] = jnp.any(diverged)
+  state, hist = jax.lax.scan(body, state, jnp.arange(epochs, dtype=jnp.int32))
+  hist["best_epoch"] = state.best_epoch
+  hist["diverged"] = state.diverged
   hist["epochs_run"] = state.epoch
-  return out, hist
+  return _epoch.result_params(plan, state), hist
 
 
-def _run_many(model, st, epochs, patience, hyper, seeds, x, t, xv, tv):
-  """Leaves ``(n_seeds, n_points, ...)``: seeds outside, grid inside.
-
-  Whatever depends on the seed only (init, shuffles, batches, dropout and noise
-  draws) is then computed once per seed and shared by that seed's grid points.
-  """
-  TRACES["train_many"] += 1
+def _run_many(plan, epochs, base, table, seeds, params, x, t, xv, tv):
+  """Leaves ``(n_seeds, n_points, ...)``: seeds outside, grid inside."""
 
   def per_seed(s):
     key = jax.random.key(s)
-    run = lambda h: _run_one(model, st, epochs, patience, h, key, x, t, xv, tv)  # noqa: E731
-    if hyper.learning_rate.shape[0] == 1:  # no grid: no size-1 batch axis in every op
-      return jax.tree.map(lambda a: a[None], run(jax.tree.map(lambda a: a[0], hyper)))
-    return jax.vmap(run)(hyper)
+    p0 = plan.model.init(key, x.dtype) if isinstance(plan.model, MLP) else None
+    if params is not None:
+      p0 = params
+    elif p0 is None:
+      p0 = jax.tree.map(lambda v: jnp.asarray(v, x.dtype), plan.model.init(key))
+    xs, ts = _epoch.order_once(plan, key, x, t)
+    run = lambda v: _run_member(plan, epochs, p0, {**base, **v}, key, xs, ts, xv, tv)  # noqa: E731
+    if not table:  # no grid: no size-1 batch axis in every op
+      return jax.tree.map(lambda a: a[None], run({}))
+    return jax.vmap(run)(table)
 
   if seeds.shape[0] == 1:  # one seed: no size-1 batch axis in every op
     return jax.tree.map(lambda a: a[None], per_seed(seeds[0]))
   return jax.vmap(per_seed)(seeds)
 
 
-_run_many_jit = jax.jit(_run_many, static_argnums=(0, 1, 2, 3))
+_run_many_jit = jax.jit(_run_many, static_argnums=(0, 1))
 
 
-def train_many(model: MLP, train_data, config: TrainConfig, *, seeds: Sequence[int],
-               grid: Mapping[str, Sequence] | None = None, val_data=None):
-  """Trains one net per (grid point, seed) in **one** compiled call: ``jit(vmap(scan))``.
+def train_many(model, train_data, config: TrainConfig, *, seeds: Sequence[int],
+               grid: Mapping[str, Sequence] | None = None, val_data=None, params=None):
+  """Trains one model per (grid point, seed) in **one** compiled call: ``jit(vmap(scan))``.
 
   Args:
-    model: a :class:`jaxreg.MLP`.
+    model: a :class:`jaxreg.MLP`, a :class:`jaxreg.Model` or a bare loss
+      function (as for :func:`jaxreg.train`).
     train_data: ``(x, t)`` as for :func:`jaxreg.train`, shared by all members.
-      The nets' dtype is ``x``'s if it is a float array, else JAX's default.
+      An MLP's dtype is ``x``'s if it is a float array, else JAX's default; a
+      Model's is its parameters'.
     config: the :class:`jaxreg.TrainConfig` common to all members; its
       ``seed`` is ignored (``seeds`` replaces it).
-    seeds: member seeds; seed ``s`` initializes with
-      ``model.init(jax.random.key(s), dtype)`` and trains with
-      ``config.replace(seed=s)``.
-    grid: optional ``{name: values}`` over numeric hyperparameters:
-      ``"learning_rate"``, ``"weight_decay"``, ``"l1"``, ``"noise_std"`` (floats)
-      and ``"keep_prob"`` (tuples, one keep-probability per layer input).
-      The grid is the Cartesian product, in the dict's key order.
+    seeds: member seeds in ``[0, 2**32)``; seed ``s`` initializes with
+      ``model.init(jax.random.key(s))`` (an MLP: ``init(key, dtype)``) and
+      trains with ``config.replace(seed=s)``.
+    grid: optional ``{name: values}`` over numeric hyperparameters: those of
+      the optimizer — for the built-in one ``"learning_rate"``,
+      ``"weight_decay"``, ``"l1"``; for ``config.optimizer`` made with
+      ``optax.inject_hyperparams`` its hyperparameter names (e.g.
+      ``"learning_rate"``, ``"b1"``) — and the trainer's own
+      ``"noise_std"`` and (MLP) ``"keep_prob"`` (tuples, one keep-probability
+      per layer input). The grid is the Cartesian product, in the dict's key
+      order.
     val_data: optional ``(x, t)``; needed for ``config.patience``.
+    params: initial parameters shared by every member; required for a
+      Model without ``init``, optional otherwise (default: one ``init`` per seed).
 
   Returns:
     ``(params, history)``. Every leaf has leading axes
@@ -164,8 +172,9 @@ def train_many(model: MLP, train_data, config: TrainConfig, *, seeds: Sequence[i
     grid.values())`` (``()`` without a grid). ``history`` has the per-epoch
     arrays of :func:`jaxreg.train` with a last axis of ``config.epochs``
     (NaN after a member stopped early or diverged), plus per member
-    ``"best_epoch"``, ``"diverged"`` (bool: its loss became non-finite; its
-    params are then the last finite ones) and ``"epochs_run"``.
+    ``"best_epoch"`` (1-based; 0: none), ``"diverged"`` (bool: its loss
+    became non-finite; its params are then the last finite ones) and
+    ``"epochs_run"``.
 
   Examples:
     >>> import jax, jax.numpy as jnp, jaxreg
@@ -177,23 +186,39 @@ def train_many(model: MLP, train_data, config: TrainConfig, *, seeds: Sequence[i
     >>> params[0]["w"].shape, hist["train_loss"].shape
     ((3, 4, 2, 3), (3, 4, 3))
   """
-  _train.check_model_config("train_many", model, config)
+  model = _model.as_model(model, "train_many")
+  _inputs.check_config("train_many", config)
   seeds = _check_seeds(seeds)
-  grid = _check_grid(model, config, grid)
-  x0 = np.asarray(train_data[0]) if isinstance(train_data, (tuple, list)) and train_data else None
-  dtype = (x0.dtype if x0 is not None and np.issubdtype(x0.dtype, np.floating)
-           else jnp.asarray(0.0).dtype)
-  x, t, xv, tv, has_val = _train.check_inputs("train_many", model, config, train_data, val_data,
-                                               dtype)
-  st = _epoch.make_static(model, config, x.shape[0], has_val, swept=tuple(grid))
+  if params is not None:
+    dtype = _inputs.params_dtype(model, params)
+    params = jax.tree.map(lambda v: jnp.asarray(v, dtype), params)
+  elif isinstance(model, MLP):
+    x0 = np.asarray(train_data[0]) if isinstance(train_data, (tuple, list)) and train_data else None
+    dtype = (x0.dtype if x0 is not None and np.issubdtype(x0.dtype, np.floating)
+             else jnp.asarray(0.0).dtype)
+  elif model.init is None:
+    raise TypeError("train_many: a jaxreg.Model without `init` needs `params=` (every seed then "
+                    "starts from them).")
+  else:
+    dtype = _inputs.params_dtype(model, jax.eval_shape(model.init, jax.random.key(0)),
+                                 "model.init(key)")
+  like = params
+  if like is None:
+    like = (jax.eval_shape(lambda k: model.init(k, dtype), jax.random.key(0))
+            if isinstance(model, MLP) else jax.eval_shape(model.init, jax.random.key(0)))
+  grid = _check_grid(model, config, grid, like)
+  x, t, xv, tv, has_val = _inputs.check_inputs("train_many", model, config, like, train_data,
+                                               val_data, dtype)
+  plan = _epoch.make_plan(model, config, x.shape[0], has_val, _model.task_of(model, t),
+                          swept=tuple(grid))
   grid_shape = tuple(len(v) for v in grid.values())
-  n_points = math.prod(grid_shape)
-  hyper = _hyper_table(model, config, grid, dtype)
-  seeds_arr = np.asarray(seeds, np.int64 if jax.config.jax_enable_x64 else np.int32)
-  params, hist = _run_many_jit(model, st, config.epochs, config.patience, hyper, seeds_arr,
-                               x, t, xv, tv)
+  table = _grid_table(grid, dtype) if grid else {}
+  seeds_arr = np.asarray(seeds, np.uint32)
+  base = {k: np.asarray(v, dtype) for k, v in _epoch.config_hyperparams(plan, config).items()
+          if k not in table}
+  out, hist = _run_many_jit(plan, config.epochs, base, table, seeds_arr, params, x, t, xv, tv)
   lead = grid_shape + (len(seeds),)
   # (n_seeds, n_points, ...) → (*grid_shape, n_seeds, ...)
   reorder = lambda a: jnp.swapaxes(a, 0, 1).reshape(lead + a.shape[2:])  # noqa: E731
-  params = jax.tree.map(reorder, params)
-  return params, {k: np.asarray(reorder(v)) for k, v in hist.items()}
+  out = jax.tree.map(reorder, out)
+  return out, {k: np.asarray(reorder(v)) for k, v in hist.items()}

@@ -16,10 +16,14 @@ from jaxreg.experiments._report import Pending as Pending
 from jaxreg.experiments._report import Section as Section
 from jaxreg.experiments.activation_plots import activation_curves as activation_curves
 from jaxreg.experiments.leaky import leaky_amplification as leaky_amplification
+from jaxreg.experiments.race import activation_race as activation_race
 from jaxreg.experiments.registry import EXPERIMENTS as EXPERIMENTS
 from jaxreg.experiments.registry import PLANNED as PLANNED
 from jaxreg.experiments.registry import Experiment as Experiment
+from jaxreg.experiments.regularizers import compare_regularizers as compare_regularizers
+from jaxreg.experiments.sparsity import l1_vs_l2 as l1_vs_l2
 from jaxreg.experiments.vanishing import vanishing_gradients as vanishing_gradients
 
 __all__ = ["EXPERIMENTS", "FAILS", "HOLDS", "PARTLY", "PLANNED", "Experiment", "Pending",
-           "Probe", "Section", "activation_curves", "leaky_amplification", "vanishing_gradients"]
+           "Probe", "Section", "activation_curves", "activation_race", "compare_regularizers",
+           "l1_vs_l2", "leaky_amplification", "vanishing_gradients"]

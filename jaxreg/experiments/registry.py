@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
-from jaxreg.experiments import activation_plots, leaky, vanishing
+from jaxreg.experiments import activation_plots, leaky, race, regularizers, sparsity, vanishing
 from jaxreg.experiments._report import Pending
 
 
@@ -44,6 +44,10 @@ class Experiment(NamedTuple):
 ORDER = ("race", "vanishing", "leaky", "sparsity", "regularizers", "activations")
 
 EXPERIMENTS: dict[str, Experiment] = {
+    "race": Experiment(
+        "race", "Activation race on the Playground's circle", ("S1.6",),
+        race.activation_race, race.section, race.plot,
+        full={}, quick=dict(n_seeds=8, max_epochs=60, n_boot=200)),
     "vanishing": Experiment(
         "vanishing", "Vanishing gradients against depth", ("S3.5",),
         vanishing.vanishing_gradients, vanishing.section, vanishing.plot,
@@ -52,6 +56,15 @@ EXPERIMENTS: dict[str, Experiment] = {
         "leaky", "Leaky ReLU and the gradient of shallow layers", ("S0.8",),
         leaky.leaky_amplification, leaky.section, leaky.plot,
         full={}, quick=dict(depths=(2, 4, 6, 8, 10), n_seeds=16, width=8, batch=8)),
+    "sparsity": Experiment(
+        "sparsity", "L1 against L2: sparsity on digits", ("S2.4", "S4.3"),
+        sparsity.l1_vs_l2, sparsity.section, sparsity.plot,
+        full={}, quick=dict(strengths=(0.0, 1e-2), n_seeds=2, epochs=5, hidden=8)),
+    "regularizers": Experiment(
+        "regularizers", "Regularizers on real data (digits)",
+        ("S2.5", "S4.4", "S4.5", "S4.6", "S4.7"),
+        regularizers.compare_regularizers, regularizers.section, regularizers.plot,
+        full={}, quick=dict(n_seeds=2, epochs=5, hidden=16)),
     "activations": Experiment(
         "activations", "Activation functions and their derivatives", ("S1.5",),
         activation_plots.activation_curves, activation_plots.section, activation_plots.plot,
@@ -59,12 +72,7 @@ EXPERIMENTS: dict[str, Experiment] = {
 }
 
 #: Experiments that need the trainer; listed in the README as not run yet.
-PLANNED: dict[str, Pending] = {
-    "race": Pending("race", "Activation race on the Playground's circle", ("S1.6",)),
-    "sparsity": Pending("sparsity", "L1 against L2: sparsity on digits", ("S2.4", "S4.3")),
-    "regularizers": Pending("regularizers", "Regularizers on real data (digits)",
-                            ("S2.5", "S4.4", "S4.5", "S4.6", "S4.7")),
-}
+PLANNED: dict[str, Pending] = {}
 
 
 def ordered_keys() -> tuple[str, ...]:
