@@ -16,10 +16,10 @@ Prints, in one run (float32, CPU):
    twice that (weight gradients and input gradients), minus the first
    layer's input gradient, which nobody computes:
    2·(784·512 + 512·512 + 512·10)·3 − 2·784·512 = 3,209,216.
-   A profile follows: the eight matmuls of one training step timed alone at
-   their own shapes (each jitted, in the same rounds as the step), so the
-   step's time splits into "matmuls at the speed XLA runs these shapes" and
-   "everything else" (batch gather, elementwise work, the optimizer update).
+   A profile follows, by ablation (see ``step_ablations``): the same epoch
+   scan doing only the step's eight matmuls, and only its batch gathers,
+   timed in the same rounds; the rest of the step's time is its elementwise
+   work and the optimizer update.
 3. nets×epochs/s of jaxreg.train_many for 1, 10, 100, 1000 TensorFlow-
    Playground nets (2-3-3-1 tanh, tanh output, MSE on ±1 labels, batch 10,
    circle data set of 500 points, 250 for training, 100 epochs) vs a plain
@@ -274,29 +274,53 @@ _aj = jnp.asarray(_a)
 _mm = jax.jit(lambda u: u @ u)
 
 
-def matmuls_of_a_step(sizes, batch, reps=8):
-  """The matmuls of one closed-form training step, each timed alone at its own shapes.
+def step_ablations(sizes, x, batch, epochs):
+  """An ablation profile of jaxreg's epoch: the same ``lax.scan`` over the same steps doing
 
-  Each function runs ``reps`` products of that shape (``lax.map`` over distinct left
-  operands, so nothing is hoisted) and counts as one: times are per product.
+  * ``"matmuls only"``: the step's eight products (forward, weight gradients,
+    input gradients) on a fixed batch, carrying the weights (one cheap axpy
+    each, so nothing is hoisted or dropped);
+  * ``"batch gather only"``: the per-step gather of the shuffled batch.
+
+  What the full step costs beyond these is the elementwise work (activations,
+  their derivatives, the loss gradient) and the optimizer update.
   """
-  rng = np.random.default_rng(1)
-  arr = lambda *shape: jnp.asarray(rng.normal(size=shape).astype(DTYPE))  # noqa: E731
-  products = {"fwd": lambda u, w: u @ w, "dW": lambda u, g: u.T @ g, "dx": lambda g, w: g @ w.T}
-  fns = {}
-  for l, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-    shapes = {"fwd": ((batch, a), (a, b)), "dW": ((batch, a), (batch, b)),
-              "dx": ((batch, b), (a, b))}
-    for kind, (s1, s2) in shapes.items():
-      if kind == "dx" and not l:
-        continue  # nobody computes the input's gradient
-      f = jax.jit(lambda us, v, f=products[kind]: jax.lax.map(lambda u: f(u, v), us))
-      us, v = arr(reps, *s1), arr(*s2)
-      m, k, n_ = ((s1[0], s1[1], s2[1]) if kind == "fwd" else (s1[1], s1[0], s2[1])
-                  if kind == "dW" else (s1[0], s1[1], s2[0]))
-      name = f"dot {kind:<4}({m}x{k})@({k}x{n_})"
-      fns[name] = (lambda f=f, us=us, v=v: f(us, v).block_until_ready())
-  return fns, reps
+  n, nb = x.shape[0], x.shape[0] // batch
+  p0 = [p["w"] for p in jax.tree.map(jnp.asarray, np_init(sizes))]
+  xj = jnp.asarray(x)
+
+  @jax.jit
+  def dots(ws, xb):
+    def step(ws, _):
+      acts = [xb]
+      for w in ws:
+        acts.append(acts[-1] @ w)
+      g, grads = acts[-1], []
+      for l in reversed(range(len(ws))):
+        grads.append(acts[l].T @ g)
+        if l:
+          g = g @ ws[l].T
+      return [w - 1e-9 * dw for w, dw in zip(ws, reversed(grads))], None
+    return jax.lax.scan(step, ws, None, length=nb)[0]
+
+  @jax.jit
+  def gather(key, x):
+    perm = jax.random.permutation(key, n)[:nb * batch].reshape(nb, batch)
+    def step(c, idx):
+      return c + x.at[idx].get(mode="promise_in_bounds")[0, 0], None
+    return jax.lax.scan(step, jnp.zeros((), x.dtype), perm)[0]
+
+  def run_dots():
+    ws = p0
+    for _ in range(epochs):
+      ws = dots(ws, xj[:batch])
+    jax.block_until_ready(ws)
+
+  def run_gather():
+    for e in range(epochs):
+      gather(jax.random.key(e), xj).block_until_ready()
+
+  return {"matmuls only": run_dots, "batch gather only": run_gather}
 
 
 def matmul_jax():
@@ -360,8 +384,7 @@ for sizes, batch, n, epochs in CASES:
     work["torch"] = samples
   if sizes[0] > 500:  # the peak and the step's matmuls, measured in the same rounds as this case
     fns["peak_jax"], fns["peak_numpy"] = matmul_jax, matmul_numpy
-    step_dots, dot_reps = matmuls_of_a_step(sizes, batch)
-    fns.update(step_dots)
+    fns.update(step_ablations(sizes, x, batch, epochs))
   secs = compare(fns)
   row = {k: work[k] / secs[k] for k in work}
   if sizes[0] > 500:
@@ -370,8 +393,8 @@ for sizes, batch, n, epochs in CASES:
   name = "-".join(map(str, sizes))
   cell = lambda k: (f"{row[k]:>9,.0f}" if k in row else f"{'—':>9}")  # noqa: E731
   ratio = lambda k: (f" {row['jaxreg'] / row[k]:5.2f}x" if k in row else "       ")  # noqa: E731
-  row["dots"] = {k: secs[k] / dot_reps for k in fns if k.startswith("dot ")}
-  row["step"] = secs["jaxreg"] / (epochs * (n // batch))
+  row["ablation"] = {k: secs[k] for k in ("matmuls only", "batch gather only") if k in secs}
+  row["epochs_s"], row["samples"] = secs["jaxreg"], samples
   print(f"{name:<18}{batch:>6}  {row['jaxreg']:>13,.0f}  {cell('jax')}{ratio('jax')}"
         f"  {cell('numpy')}{ratio('numpy')}  {cell('per_sample')}{ratio('per_sample')}"
         f"  {cell('torch')}{ratio('torch')}  "
@@ -390,15 +413,16 @@ if (sizes, 1024) in results:
       g = results[(sizes, 1024)][k] * fps / 1e9
       print(f"  {label:<14} {g:7.1f} GFLOP/s = {g / peak:5.1%} of the measured peak")
   row = results[(sizes, 1024)]
-  dots_s = sum(row["dots"].values())
-  dot_flops = fps * 1024
-  print(f"profile of one jaxreg.train step (batch 1024): {row['step'] * 1e3:.1f} ms, of which its "
-        f"8 matmuls alone take {dots_s * 1e3:.1f} ms ({dots_s / row['step']:.0%}); at these shapes "
-        f"XLA runs them at {dot_flops / dots_s / 1e9:.1f} GFLOP/s = {dot_flops / dots_s / 1e9 / peak:.0%}"
-        " of the square-matmul peak:")
-  for k, v in row["dots"].items():
-    print(f"  {k:<34} {v * 1e3:7.2f} ms")
-  print(f"  everything else (gather, elementwise, update) {max(row['step'] - dots_s, 0) * 1e3:7.2f} ms")
+  full, ab = row["epochs_s"], row["ablation"]
+  flops = fps * row["samples"]
+  print(f"profile (ablation, same rounds): the whole run {full:.3f} s; the same scan doing only")
+  print(f"  its matmuls      {ab['matmuls only']:.3f} s = {ab['matmuls only'] / full:5.1%} "
+        f"(XLA runs these shapes at {flops / ab['matmuls only'] / 1e9:.1f} GFLOP/s = "
+        f"{flops / ab['matmuls only'] / 1e9 / peak:5.1%} of the square-matmul peak)")
+  print(f"  its batch gather {ab['batch gather only']:.3f} s = {ab['batch gather only'] / full:5.1%}")
+  rest = full - ab["matmuls only"] - ab["batch gather only"]
+  print(f"  the rest (elementwise work, loss gradient, optimizer update, metrics) {rest:.3f} s "
+        f"= {rest / full:5.1%}")
 
 # ----------------------------------------------------------------------------- part 3
 def circle(n=500, seed=0):
