@@ -8,12 +8,18 @@ Prints, in one run (float32, CPU):
    ``jax.value_and_grad``, (b) a vectorised NumPy minibatch loop, (c) a NumPy
    per-sample loop in the style of Nielsen's network2.py, (d) PyTorch eager
    (only if ``torch`` imports). Ratios are against baselines measured in
-   this same run.
+   this same run. The column "Model/MLP" is jaxreg.train of the same network
+   written as a ``jaxreg.Model`` (a hand-written loss, differentiated by
+   ``jax.value_and_grad``) over the MLP path (closed-form backprop).
 2. GFLOP/s at 784-512-512-10 batch 1024 against a float32 matmul peak
    measured here. Matmul FLOPs per sample: forward 2·Σ n_in·n_out, backward
    twice that (weight gradients and input gradients), minus the first
    layer's input gradient, which nobody computes:
    2·(784·512 + 512·512 + 512·10)·3 − 2·784·512 = 3,209,216.
+   A profile follows, by ablation (see ``step_ablations``): the same epoch
+   scan doing only the step's eight matmuls, and only its batch gathers,
+   timed in the same rounds; the rest of the step's time is its elementwise
+   work and the optimizer update.
 3. nets×epochs/s of jaxreg.train_many for 1, 10, 100, 1000 TensorFlow-
    Playground nets (2-3-3-1 tanh, tanh output, MSE on ±1 labels, batch 10,
    circle data set of 500 points, 250 for training, 100 epochs) vs a plain
@@ -43,7 +49,14 @@ import jaxreg
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: a smoke run")
 parser.add_argument("--repeats", type=int, default=3)
+parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="wall: perf_counter; cpu: process_time, the CPU seconds this process "
+                    "used (steadier on a machine shared with other jobs)")
+parser.add_argument("--only", choices=("train", "big", "many"), default=None,
+                    help="run one part: the three train cases, the 784-512-512-10 case alone, "
+                    "or train_many")
 args = parser.parse_args()
+CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
 QUICK = args.quick
 REPEATS = 1 if QUICK else args.repeats
 DTYPE = np.float32
@@ -54,9 +67,9 @@ def median_time(fn, repeats=REPEATS):
   fn()  # warm-up (compiles)
   times = []
   for _ in range(repeats):
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     fn()
-    times.append(time.perf_counter() - t0)
+    times.append(CLOCK() - t0)
   return statistics.median(times)
 
 
@@ -67,9 +80,9 @@ def compare(fns, repeats=REPEATS):
   times = {k: [] for k in fns}
   for _ in range(repeats):
     for k, fn in fns.items():
-      t0 = time.perf_counter()
+      t0 = CLOCK()
       fn()
-      times[k].append(time.perf_counter() - t0)
+      times[k].append(CLOCK() - t0)
   return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -99,19 +112,38 @@ def run_jaxreg(sizes, x, t, batch, epochs):
   return go
 
 
+def relu_mse_loss(params, xb, tb):
+  """The benchmark network written by hand: ReLU hidden layers, linear output, MSE."""
+  a = xb
+  for i, p in enumerate(params):
+    a = a @ p["w"] + p["b"]
+    if i < len(params) - 1:
+      a = jax.nn.relu(a)
+  return 0.5 * jnp.sum((a - tb) ** 2) / xb.shape[0]
+
+
+HAVE_MODEL = hasattr(jaxreg, "Model")  # lets this script time the trainer before jaxreg.Model
+RELU_MSE_MODEL = jaxreg.Model(relu_mse_loss) if HAVE_MODEL else None
+
+
+def run_jaxreg_model(sizes, x, t, batch, epochs):
+  """jaxreg.train of a jaxreg.Model: the same network, autodiff instead of closed form."""
+  cfg = jaxreg.TrainConfig(learning_rate=LR, batch_size=batch, epochs=epochs, weight_decay=WD)
+  p0 = jax.tree.map(jnp.asarray, np_init(sizes))
+  xj, tj = jnp.asarray(x), jnp.asarray(t)
+
+  def go():
+    p, _ = jaxreg.train(RELU_MSE_MODEL, p0, (xj, tj), cfg, progress=False)
+    jax.block_until_ready(p)
+  return go
+
+
 def run_jax_scan(sizes, x, t, batch, epochs):
   """(a) What a JAX user would write: value_and_grad + optax, one jitted scan per epoch."""
   tx = optax.chain(optax.add_decayed_weights(WD, lambda p: jax.tree.map(lambda a: a.ndim > 1, p)),
                    optax.sgd(LR))
 
-  def loss_fn(params, xb, tb):
-    a = xb
-    for i, p in enumerate(params):
-      a = a @ p["w"] + p["b"]
-      if i < len(params) - 1:
-        a = jax.nn.relu(a)
-    return 0.5 * jnp.sum((a - tb) ** 2) / xb.shape[0]
-
+  loss_fn = relu_mse_loss
   n, nb = x.shape[0], x.shape[0] // batch
 
   @jax.jit
@@ -242,6 +274,55 @@ _aj = jnp.asarray(_a)
 _mm = jax.jit(lambda u: u @ u)
 
 
+def step_ablations(sizes, x, batch, epochs):
+  """An ablation profile of jaxreg's epoch: the same ``lax.scan`` over the same steps doing
+
+  * ``"matmuls only"``: the step's eight products (forward, weight gradients,
+    input gradients) on a fixed batch, carrying the weights (one cheap axpy
+    each, so nothing is hoisted or dropped);
+  * ``"batch gather only"``: the per-step gather of the shuffled batch.
+
+  What the full step costs beyond these is the elementwise work (activations,
+  their derivatives, the loss gradient) and the optimizer update.
+  """
+  n, nb = x.shape[0], x.shape[0] // batch
+  p0 = [p["w"] for p in jax.tree.map(jnp.asarray, np_init(sizes))]
+  xj = jnp.asarray(x)
+
+  @jax.jit
+  def dots(ws, xb):
+    def step(ws, _):
+      acts = [xb]
+      for w in ws:
+        acts.append(acts[-1] @ w)
+      g, grads = acts[-1], []
+      for l in reversed(range(len(ws))):
+        grads.append(acts[l].T @ g)
+        if l:
+          g = g @ ws[l].T
+      return [w - 1e-9 * dw for w, dw in zip(ws, reversed(grads))], None
+    return jax.lax.scan(step, ws, None, length=nb)[0]
+
+  @jax.jit
+  def gather(key, x):
+    perm = jax.random.permutation(key, n)[:nb * batch].reshape(nb, batch)
+    def step(c, idx):
+      return c + x.at[idx].get(mode="promise_in_bounds")[0, 0], None
+    return jax.lax.scan(step, jnp.zeros((), x.dtype), perm)[0]
+
+  def run_dots():
+    ws = p0
+    for _ in range(epochs):
+      ws = dots(ws, xj[:batch])
+    jax.block_until_ready(ws)
+
+  def run_gather():
+    for e in range(epochs):
+      gather(jax.random.key(e), xj).block_until_ready()
+
+  return {"matmuls only": run_dots, "batch gather only": run_gather}
+
+
 def matmul_jax():
   _mm(_aj).block_until_ready()
 
@@ -264,10 +345,15 @@ CASES = [((124, 100, 10), 10, 20_000, 3), ((124, 100, 10), 128, 51_200, 3),
          ((784, 512, 512, 10), 1024, 16_384, 3)]
 if QUICK:
   CASES = [(s, b, n // 10 if b < 1024 else 4096, 1) for s, b, n, _ in CASES]
+if args.only == "big":
+  CASES = CASES[2:]
+elif args.only == "many":
+  CASES = []
 PER_SAMPLE_N = 2_000 if not QUICK else 200
 
 print(f"jax {jax.__version__}, optax {optax.__version__}, numpy {np.__version__}, "
-      f"backend {jax.default_backend()}, float32, medians of {REPEATS} after a warm-up"
+      f"backend {jax.default_backend()}, float32, medians of {REPEATS} after a warm-up, "
+      f"{args.clock} clock"
       + (", torch " + __import__("torch").__version__ if HAVE_TORCH else ", torch not installed"))
 t = compare({"jax": matmul_jax, "numpy": matmul_numpy}, repeats=max(REPEATS, 3))
 peak = max(gflops(v) for v in t.values())
@@ -275,7 +361,7 @@ print(f"float32 matmul peak at the start ({MATMUL_N}x{MATMUL_N}, best of jitted 
       f"{peak:.1f} GFLOP/s")
 print()
 head = (f"{'model':<18}{'batch':>6}  {'jaxreg.train':>13}  {'(a) JAX scan':>15}  "
-        f"{'(b) NumPy vec':>15}  {'(c) NumPy/sample':>16}  {'(d) torch':>15}")
+        f"{'(b) NumPy vec':>15}  {'(c) NumPy/sample':>16}  {'(d) torch':>15}  {'Model/MLP':>9}")
 print("samples/s (ratio = jaxreg / baseline)")
 print(head)
 print("-" * len(head))
@@ -286,6 +372,8 @@ for sizes, batch, n, epochs in CASES:
   fns = {"jaxreg": run_jaxreg(sizes, x, t, batch, epochs),
          "jax": run_jax_scan(sizes, x, t, batch, epochs),
          "numpy": run_numpy(sizes, x, t, batch, epochs)}
+  if HAVE_MODEL:
+    fns["model"] = run_jaxreg_model(sizes, x, t, batch, epochs)
   work = {k: samples for k in fns}
   if sizes[0] < 500:
     m = PER_SAMPLE_N
@@ -294,8 +382,9 @@ for sizes, batch, n, epochs in CASES:
   if HAVE_TORCH:
     fns["torch"] = run_torch(sizes, x, t, batch, epochs)
     work["torch"] = samples
-  if sizes[0] > 500:  # the peak, measured in the same rounds as this case
+  if sizes[0] > 500:  # the peak and the step's matmuls, measured in the same rounds as this case
     fns["peak_jax"], fns["peak_numpy"] = matmul_jax, matmul_numpy
+    fns.update(step_ablations(sizes, x, batch, epochs))
   secs = compare(fns)
   row = {k: work[k] / secs[k] for k in work}
   if sizes[0] > 500:
@@ -304,21 +393,36 @@ for sizes, batch, n, epochs in CASES:
   name = "-".join(map(str, sizes))
   cell = lambda k: (f"{row[k]:>9,.0f}" if k in row else f"{'—':>9}")  # noqa: E731
   ratio = lambda k: (f" {row['jaxreg'] / row[k]:5.2f}x" if k in row else "       ")  # noqa: E731
+  row["ablation"] = {k: secs[k] for k in ("matmuls only", "batch gather only") if k in secs}
+  row["epochs_s"], row["samples"] = secs["jaxreg"], samples
   print(f"{name:<18}{batch:>6}  {row['jaxreg']:>13,.0f}  {cell('jax')}{ratio('jax')}"
         f"  {cell('numpy')}{ratio('numpy')}  {cell('per_sample')}{ratio('per_sample')}"
-        f"  {cell('torch')}{ratio('torch')}")
+        f"  {cell('torch')}{ratio('torch')}  "
+        + (f"{secs['model'] / secs['jaxreg']:8.2f}x" if HAVE_MODEL else f"{'—':>9}"))
 
 sizes = (784, 512, 512, 10)
 fps = flops_per_sample(sizes)
-peak = results[(sizes, 1024)]["peak"]
+peak = results[(sizes, 1024)]["peak"] if (sizes, 1024) in results else float("nan")
 print()
-print(f"784-512-512-10 batch 1024: {fps:,} matmul FLOPs/sample; float32 matmul peak measured "
-      f"in the same rounds: {peak:.1f} GFLOP/s")
-for k, label in (("jaxreg", "jaxreg.train"), ("jax", "(a) JAX scan"), ("numpy", "(b) NumPy vec"),
-                 ("torch", "(d) torch")):
-  if k in results[(sizes, 1024)]:
-    g = results[(sizes, 1024)][k] * fps / 1e9
-    print(f"  {label:<14} {g:7.1f} GFLOP/s = {g / peak:5.1%} of the measured peak")
+if (sizes, 1024) in results:
+  print(f"784-512-512-10 batch 1024: {fps:,} matmul FLOPs/sample; float32 matmul peak measured "
+        f"in the same rounds: {peak:.1f} GFLOP/s")
+  for k, label in (("jaxreg", "jaxreg.train"), ("model", "jaxreg Model"), ("jax", "(a) JAX scan"),
+                   ("numpy", "(b) NumPy vec"), ("torch", "(d) torch")):
+    if k in results[(sizes, 1024)]:
+      g = results[(sizes, 1024)][k] * fps / 1e9
+      print(f"  {label:<14} {g:7.1f} GFLOP/s = {g / peak:5.1%} of the measured peak")
+  row = results[(sizes, 1024)]
+  full, ab = row["epochs_s"], row["ablation"]
+  flops = fps * row["samples"]
+  print(f"profile (ablation, same rounds): the whole run {full:.3f} s; the same scan doing only")
+  print(f"  its matmuls      {ab['matmuls only']:.3f} s = {ab['matmuls only'] / full:5.1%} "
+        f"(XLA runs these shapes at {flops / ab['matmuls only'] / 1e9:.1f} GFLOP/s = "
+        f"{flops / ab['matmuls only'] / 1e9 / peak:5.1%} of the square-matmul peak)")
+  print(f"  its batch gather {ab['batch gather only']:.3f} s = {ab['batch gather only'] / full:5.1%}")
+  rest = full - ab["matmuls only"] - ab["batch gather only"]
+  print(f"  the rest (elementwise work, loss gradient, optimizer update, metrics) {rest:.3f} s "
+        f"= {rest / full:5.1%}")
 
 # ----------------------------------------------------------------------------- part 3
 def circle(n=500, seed=0):
@@ -377,21 +481,22 @@ def jaxreg_many(n_nets):
       jaxreg.train_many(pg_net, (xtr, ytr), pg_cfg, seeds=range(n_nets))[0])
 
 
-print()
-print(f"train_many: Playground nets 2-3-3-1 tanh, batch {PG_BATCH}, 250 training samples, "
-      f"{PG_EPOCHS} epochs; nets×epochs/s")
-print(f"{'nets':>6}  {'jaxreg.train_many':>18}  {'plain jit(vmap(scan))':>22}  {'ratio':>6}")
-for n_nets in ((1, 10, 100) if QUICK else (1, 10, 100, 1000)):
-  secs = compare({"jaxreg": jaxreg_many(n_nets), "plain": plain_vmap_scan(n_nets)})
-  tm, tp = secs["jaxreg"], secs["plain"]
-  a, b = n_nets * PG_EPOCHS / tm, n_nets * PG_EPOCHS / tp
-  print(f"{n_nets:>6}  {a:>18,.0f}  {b:>22,.0f}  {a / b:5.2f}x")
+if args.only in (None, "many"):
+  print()
+  print(f"train_many: Playground nets 2-3-3-1 tanh, batch {PG_BATCH}, 250 training samples, "
+        f"{PG_EPOCHS} epochs; nets×epochs/s")
+  print(f"{'nets':>6}  {'jaxreg.train_many':>18}  {'plain jit(vmap(scan))':>22}  {'ratio':>6}")
+  for n_nets in ((1, 10, 100) if QUICK else (1, 10, 100, 1000)):
+    secs = compare({"jaxreg": jaxreg_many(n_nets), "plain": plain_vmap_scan(n_nets)})
+    tm, tp = secs["jaxreg"], secs["plain"]
+    a, b = n_nets * PG_EPOCHS / tm, n_nets * PG_EPOCHS / tp
+    print(f"{n_nets:>6}  {a:>18,.0f}  {b:>22,.0f}  {a / b:5.2f}x")
 
-# The same number of nets as a search (S4.8): seeds × learning rate × L2 weight decay.
-g = 3 if QUICK else 10
-grid = {"learning_rate": list(np.geomspace(0.003, 0.3, g)), "weight_decay": list(np.linspace(0, 1e-2, g))}
-t_grid = compare({"grid": lambda: jax.block_until_ready(jaxreg.train_many(
-    pg_net, (xtr, ytr), pg_cfg, seeds=range(g), grid=grid)[0])})["grid"]
-print(f"{g ** 3:>6}  {g ** 3 * PG_EPOCHS / t_grid:>18,.0f}  "
-      f"  (as {g} seeds x {g} learning rates x {g} weight decays: init, shuffles and batches "
-      "computed once per seed)")
+  # The same number of nets as a search (S4.8): seeds × learning rate × L2 weight decay.
+  g = 3 if QUICK else 10
+  grid = {"learning_rate": list(np.geomspace(0.003, 0.3, g)), "weight_decay": list(np.linspace(0, 1e-2, g))}
+  t_grid = compare({"grid": lambda: jax.block_until_ready(jaxreg.train_many(
+      pg_net, (xtr, ytr), pg_cfg, seeds=range(g), grid=grid)[0])})["grid"]
+  print(f"{g ** 3:>6}  {g ** 3 * PG_EPOCHS / t_grid:>18,.0f}  "
+        f"  (as {g} seeds x {g} learning rates x {g} weight decays: init, shuffles and batches "
+        "computed once per seed)")

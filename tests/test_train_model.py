@@ -116,10 +116,10 @@ def test_a_loss_with_key_gets_a_fresh_key_per_step_and_none_for_validation():
 def test_train_many_sweeps_an_inject_hyperparams_optimizer_and_compiles_once():
   opt = optax.inject_hyperparams(optax.adam)(learning_rate=1e-2)
   cfg = jaxreg.TrainConfig(optimizer=opt, batch_size=8, epochs=3, seed=0)
-  grid = {"learning_rate": [1e-2, 3e-2, 0.1]}
+  grid = {"learning_rate": [1e-2, 0.1]}
   params, hist = jaxreg.train_many(MODEL, (X, T), cfg, seeds=[4, 7], grid=grid,
                                    val_data=(X[:8], T[:8]))
-  assert params["w1"].shape == (3, 2, 3, 5) and hist["train_loss"].shape == (3, 2, 3)
+  assert params["w1"].shape == (2, 2, 3, 5) and hist["train_loss"].shape == (2, 2, 3)
   for gi, lr in enumerate(grid["learning_rate"]):
     for si, s in enumerate((4, 7)):
       alone = cfg.replace(seed=s, optimizer=optax.inject_hyperparams(optax.adam)(learning_rate=lr))
@@ -130,7 +130,7 @@ def test_train_many_sweeps_an_inject_hyperparams_optimizer_and_compiles_once():
       np.testing.assert_allclose(hist["val_loss"][gi, si], h["val_loss"], rtol=1e-9)
   with compiles() as names:
     again, _ = jaxreg.train_many(MODEL, (X, T), cfg, seeds=[1, 2],
-                                 grid={"learning_rate": [2e-2, 5e-2, 0.2]}, val_data=(X[:8], T[:8]))
+                                 grid={"learning_rate": [2e-2, 0.2]}, val_data=(X[:8], T[:8]))
   assert "_run_many" not in names
   assert not np.allclose(again["w1"], params["w1"])
 
@@ -140,8 +140,8 @@ def test_train_many_without_init_starts_every_seed_from_params():
   p0 = two_layer_init(jax.random.key(0))
   cfg = jaxreg.TrainConfig(learning_rate=0.05, batch_size=8, epochs=2, weight_decay=1e-3)
   params, hist = jaxreg.train_many(model, (X, T), cfg, seeds=[0, 1], params=p0,
-                                   grid={"weight_decay": [0.0, 1e-2]})
-  for gi, wd in enumerate((0.0, 1e-2)):
+                                   grid={"weight_decay": [1e-3, 1e-2]})
+  for gi, wd in enumerate((1e-3, 1e-2)):
     for s in (0, 1):
       p, h = jaxreg.train(model, p0, (X, T), cfg.replace(seed=s, weight_decay=wd))
       assert_trees_close(jax.tree.map(lambda a: a[gi, s], params), p, rtol=1e-9, atol=1e-12)  # noqa: B023
@@ -152,15 +152,13 @@ def test_train_many_without_init_starts_every_seed_from_params():
 def test_float32_training_matches_its_own_hand_loop_and_stays_float32():
   p0 = two_layer_init(jax.random.key(1), jnp.float32)
   tx = optax.adam(1e-2)
-  cfg = jaxreg.TrainConfig(optimizer=tx, batch_size=32, epochs=10, shuffle="never")
+  cfg = jaxreg.TrainConfig(optimizer=tx, batch_size=32, epochs=6, shuffle="never")
   got, hist = jaxreg.train(MODEL, p0, (X, T), cfg)   # float64 data are cast to float32
-  want, losses = hand_loop(tx, p0, jnp.asarray(X, jnp.float32), jnp.asarray(T, jnp.float32), 10)
+  want, losses = hand_loop(tx, p0, jnp.asarray(X, jnp.float32), jnp.asarray(T, jnp.float32), 6)
   assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(got))
+  assert losses[-1] < losses[0]
   assert_trees_close(got, want, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(hist["train_loss"], losses, rtol=1e-5)
-  many, many_hist = jaxreg.train_many(MODEL, (X, T), cfg, seeds=[0], params=p0)
-  assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(many))
-  assert_trees_close(jax.tree.map(lambda a: a[0], many), got, rtol=1e-5, atol=1e-6)
 
 
 def test_float32_mlp_learns_with_every_regularizer():

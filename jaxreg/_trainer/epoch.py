@@ -289,3 +289,4 @@ def epoch_fn(plan: Plan, state: TrainState, base_key, x, t, xv, tv, epoch=None):
 
 
 _epoch_jit = jax.jit(epoch_fn, static_argnums=(0,))
+_init_jit = jax.jit(init_state, static_argnums=(0,))  # one dispatch instead of one per leaf

@@ -122,7 +122,7 @@ def check_loss_output(fname: str, model, params, x, t, batch_size: int) -> None:
 
 
 def check_inputs(fname: str, model, config: TrainConfig, params, train_data, val_data, dtype):
-  """Validated ``(x, t, xv, tv, has_val)``; without ``val_data``, ``xv, tv`` are a 1-row stand-in."""
+  """Validated ``(x, t, xv, tv, has_val)``; without ``val_data``, ``xv, tv`` are ``None``."""
   x, t = check_data(model, train_data, "train_data", dtype)
   if x.shape[0] < config.batch_size:
     raise ValueError(f"{fname}: `train_data` has {x.shape[0]} samples, fewer than one batch "
@@ -130,7 +130,7 @@ def check_inputs(fname: str, model, config: TrainConfig, params, train_data, val
   has_val = val_data is not None
   if config.patience is not None and not has_val:
     raise ValueError(f"{fname}: early stopping (`config.patience`) needs `val_data`.")
-  xv, tv = check_data(model, val_data, "val_data", dtype) if has_val else (x[:1], t[:1])
+  xv, tv = check_data(model, val_data, "val_data", dtype) if has_val else (None, None)
   if params is not None:
     check_loss_output(fname, model, params, x, t, config.batch_size)
   return x, t, xv, tv, has_val

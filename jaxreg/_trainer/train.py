@@ -138,7 +138,7 @@ def train(model, params, train_data, config: TrainConfig, *, val_data=None,
   x, t, xv, tv, has_val = _inputs.check_inputs("train", model, config, params, train_data,
                                                 val_data, dtype)
   plan = _epoch.make_plan(model, config, x.shape[0], has_val, _model.task_of(model, t))
-  state = _epoch.init_state(plan, params, _epoch.config_hyperparams(plan, config))
+  state = _epoch._init_jit(plan, params, _epoch.config_hyperparams(plan, config))  # pylint: disable=protected-access
   if resume_from is not None:
     state = _restore_state(ckpt, state)
   base_key = jax.random.key(config.seed)
