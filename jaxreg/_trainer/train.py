@@ -42,15 +42,12 @@ class TrainingDiverged(RuntimeError):
 
 
 def _restore_state(ckpt, template: _epoch.TrainState) -> _epoch.TrainState:
-  """The checkpoint's training state in ``template``'s structure (as arrays)."""
-  leaves = jax.tree.leaves(ckpt.state)
-  want = jax.tree.structure(template)
-  if isinstance(ckpt.state, _epoch.TrainState) and jax.tree.structure(ckpt.state) == want:
-    return jax.tree.map(jnp.asarray, ckpt.state)
-  if len(leaves) != want.num_leaves:
-    raise ValueError("train: the checkpoint's state does not match this model and config "
-                     f"({len(leaves)} arrays, expected {want.num_leaves}: {want}).")
-  return jax.tree.unflatten(want, [jnp.asarray(v) for v in leaves])
+  """The checkpoint's training state in ``template``'s structure (as arrays).
+
+  Leaf paths, shapes and dtypes must match (a ``ValueError`` names each that
+  does not).
+  """
+  return jax.tree.map(jnp.asarray, ckpt.conform(state_like=template).state)
 
 
 def train(model, params, train_data, config: TrainConfig, *, val_data=None,
@@ -120,12 +117,13 @@ def train(model, params, train_data, config: TrainConfig, *, val_data=None,
   model = _model.as_model(model, "train")
   _inputs.check_config("train", config)
   callbacks = _inputs.check_callbacks("train", callbacks)
+  for cb in callbacks:
+    if hasattr(cb, "on_train_begin"):       # e.g. SaveCheckpoint records the model and config
+      cb.on_train_begin(model, config)
   history: dict[str, list] = {}
   if resume_from is not None:
     ckpt = resume_from if isinstance(resume_from, _checkpoint.Checkpoint) else _checkpoint.load(resume_from)
-    if ckpt.state is None:
-      raise ValueError("train: `resume_from` holds parameters only, no training state; "
-                       "write it with jaxreg.SaveCheckpoint (or save(..., state=...)).")
+    _checkpoint.check_resume(ckpt, config)     # a state, and the same config but `epochs`
     if params is not None:
       raise ValueError("train: pass `params=None` with `resume_from` (the checkpoint holds them).")
     params = ckpt.params
