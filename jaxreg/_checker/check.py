@@ -326,11 +326,8 @@ def check(derivation: Callable, loss: Callable, params: Any, *args,
 
   # 1. Reference (jitted and cached per loss and argument shapes).
   eager = False
-  key = None if spec is None or not jit else ("reference", loss, spec, n_dirs)
   try:
-    ref_fn, holder = _check_ref.cached(
-        key, lambda: _check_ref.make_reference(loss, split, n_dirs, False))
-    ref = ref_fn(params, split.dyn, rkey)
+    ref, holder = _check_ref.compute_reference(loss, split, n_dirs, params, rkey)
   except _check_ref.TRACE_ERRORS:
     ref_fn, holder = _check_ref.make_reference(loss, split, n_dirs, True, jit=False)
     try:
@@ -347,12 +344,13 @@ def check(derivation: Callable, loss: Callable, params: Any, *args,
   # 2. Derivation and comparison (jitted and cached when traceable).
   users = stats = plan = None
   if jit and not eager:
-    key = None if spec is None else ("derivation", derivation, loss, spec, n_dirs, tol, rtol,
-                                     tuple(order))
     try:
+      dfn, dsplit, dkey = _check_ref.trace_derivation(derivation, params, split)
+      key = ("derivation", dkey, tol, rtol, tuple((n, specs[n].shape, specs[n].dtype)
+                                                  for n in order))
       fn, dholder = _check_ref.cached(key, lambda: _make_fused(
-          derivation, split, holder, tol, rtol, params_is_map))
-      users, stats = fn(params, split.dyn, grads)
+          dfn, dsplit, holder, tol, rtol, params_is_map))
+      users, stats = fn(params, dsplit.dyn, grads)
       plan = None if dholder.deriv_failed else dholder.plan
     except Exception:  # pylint: disable=broad-except
       plan = None
@@ -419,7 +417,7 @@ def check(derivation: Callable, loss: Callable, params: Any, *args,
                                                  max(1, int(max_probes)))
 
   # 5. Kinks.
-  _probe_kinks(comp, loss, params, split, ref, specs, p_paths, eager or not jit, ref_dtype,
+  _probe_kinks(comp, loss, params, split, ref, specs, p_paths, eager, ref_dtype,
                max_probes_total)
 
   # 6. Diagnosis of rows still wrong.
@@ -474,12 +472,9 @@ def _probe_kinks(comp, loss, params, split, ref, specs, p_paths, eager, dtype, c
       owners.append(row.name)
   if not which:
     return
-  key = None
-  if split.hashable:
-    key = ("loss_eps", loss, _check_ref.tree_spec(params), split.key(), eager)
-  fn = _check_ref.cached(key, lambda: _check_ref.make_loss_eps(loss, split, eager))
   leaves, treedef = jax.tree_util.tree_flatten(params)
   eps0 = {name: jnp.zeros(s.shape, s.dtype) for name, s in specs.items()}
+  fn = _check_ref.make_loss_eps(loss, split, eager, params)
   host: dict[int, np.ndarray] = {}
 
   def losses_at(q, i, h):

@@ -1,15 +1,18 @@
 """The reference side of a check: ``jax.grad`` of the loss w.r.t. params and taps,
 the referee's directional differences, and one-sided probes at suspicious elements.
 
-Everything here is traced once per (loss, argument structure, shapes) and
-cached, so a repeated check of the same loss costs one compiled call.
-Non-array leaves of ``args``/``kwargs`` (Python numbers, strings, ``None``)
-are treated as static; array leaves are traced.
+The loss is traced to a jaxpr on every check (its taps marked, see
+:mod:`jaxreg._checker.tap`); the compiled reference around it is cached by
+that program (:mod:`jaxreg._checker.program_cache`), with the loss's
+constants passed as arguments. So a re-defined loss of the same structure
+reuses compiled work, and a changed global or closed-over value the loss
+reads is always seen. Non-array leaves of ``args``/``kwargs`` (Python
+numbers, strings, ``None``) are static (part of the traced program); array
+leaves are traced.
 """
 
 from __future__ import annotations
 
-import collections
 import math
 from typing import Any, Callable
 
@@ -17,10 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxreg._checker import program_cache as _program_cache
 from jaxreg._checker import tap as _tap
-
-_CACHE_SIZE = 64
-_CACHE: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()
 
 # Errors that mean "this function cannot be traced abstractly": fall back to eager.
 TRACE_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
@@ -70,22 +71,7 @@ def tree_spec(tree) -> tuple:
                           getattr(x, "weak_type", False)) for x in leaves))
 
 
-def cached(key, build: Callable[[], Any]):
-  """Returns ``_CACHE[key]``, building it on a miss; ``key=None`` means no caching."""
-  if key is None:
-    return build()
-  try:
-    hit = _CACHE.get(key)
-  except TypeError:  # unhashable after all
-    return build()
-  if hit is not None:
-    _CACHE.move_to_end(key)
-    return hit
-  value = build()
-  _CACHE[key] = value
-  if len(_CACHE) > _CACHE_SIZE:
-    _CACHE.popitem(last=False)
-  return value
+cached = _program_cache.cached
 
 
 class Holder:
@@ -145,6 +131,88 @@ def make_reference(loss: Callable, split: Split, n_dirs: int, eager: bool, jit: 
     return result
 
   return (jax.jit(ref) if jit and not eager else ref), holder
+
+
+def _loss_caller(loss: Callable, split: Split):
+  split = split.structure()
+
+  def call_loss(p, dyn):
+    args, kwargs = split.rebuild(dyn)
+    return loss(p, *args, **kwargs)
+
+  return call_loss
+
+
+def trace_loss(loss: Callable, split: Split, params) -> tuple[_tap.Traced, tuple]:
+  """The loss traced at ``(params, split.dyn)`` with its taps marked, and its program key.
+
+  Raises:
+    ValueError: the loss does not return a floating-point scalar, or a tap error.
+    One of :data:`TRACE_ERRORS`: the loss cannot be traced abstractly.
+  """
+  traced = _tap.trace_taps(_loss_caller(loss, split), params, split.dyn)
+  out = traced.out_aval
+  if not (isinstance(out, jax.ShapeDtypeStruct) and tuple(out.shape) == ()
+          and jnp.issubdtype(out.dtype, jnp.floating)):
+    got = (f"shape {tuple(out.shape)} dtype {out.dtype}" if isinstance(out, jax.ShapeDtypeStruct)
+           else f"a {type(out).__name__}")
+    raise ValueError(
+        f"check: `loss(params, *args)` must return a floating-point scalar, got {got}. "
+        "Reduce it (e.g. jnp.mean) inside the loss.")
+  return traced, (_program_cache.program_key(traced.jaxpr), traced.in_tree)
+
+
+def compute_reference(loss: Callable, split: Split, n_dirs: int, params, key):
+  """``(ref, holder)`` as :func:`make_reference` gives them, compiled once per loss program.
+
+  The loss is traced on every call; the compiled reference is reused for
+  any loss that traces to the same program (constants are arguments).
+  """
+  traced, pkey = trace_loss(loss, split, params)
+  holder = Holder()
+  holder.order, holder.specs, holder.out = list(traced.order), dict(traced.specs), \
+      traced.out_aval
+  fn = cached(("reference", pkey, n_dirs), lambda: jax.jit(_traced_reference(traced, n_dirs)))
+  return fn(traced.consts, params, split.dyn, key), holder
+
+
+def _traced_reference(traced: _tap.Traced, n_dirs: int):
+  """``ref(consts, params, dyn, key) -> dict`` evaluating the traced loss with its taps."""
+
+  def ref(consts, params, dyn, key):
+    def f(p, eps):
+      return _tap.call_traced(traced, consts, (p, dyn), eps)
+
+    def call_loss(p, dyn_):
+      return _tap.call_traced(traced, consts, (p, dyn_), {})[0]
+
+    eps0 = {n: jnp.zeros(s.shape, s.dtype) for n, s in traced.specs.items()}
+    (value, tapped), (g_params, g_taps) = jax.value_and_grad(
+        f, argnums=(0, 1), has_aux=True)(params, eps0)
+    result = {"loss": value, "g_params": g_params, "g_taps": g_taps, "tapped": tapped}
+    if n_dirs > 0:
+      result["referee"] = _referee(call_loss, params, dyn, key, value, g_params, n_dirs, False)
+    return result
+
+  return ref
+
+
+def trace_derivation(derivation: Callable, params, split: Split):
+  """The derivation traced at ``(params, split.dyn)``: ``(fn, dsplit, key)``.
+
+  ``fn(params, *dargs, **dkwargs)`` with ``dargs, dkwargs = dsplit.rebuild(dsplit.dyn)``
+  evaluates the traced program; ``dsplit`` carries the program's constants
+  as a leading traced argument, so a compiled function around ``fn`` holds
+  no data and is reused for every derivation with the same program ``key``.
+  """
+  program = _program_cache.trace(_loss_caller(derivation, split), params, split.dyn)
+  args, kwargs = split.rebuild(split.dyn)
+  dsplit = Split((program.consts,) + tuple(args), kwargs)
+
+  def fn(p, consts, *args_, **kwargs_):
+    return _program_cache.evaluate(program, consts, p, Split(args_, kwargs_).dyn)
+
+  return fn, dsplit, program.key
 
 
 def _signs(n: int, salt, dtype):
@@ -208,12 +276,22 @@ def _referee(call_loss, params, dyn, key, value, g_params, n_dirs, eager):
                           jnp.stack([h, g_norm, jnp.asarray(total, dtype), value]).astype(dtype)])
 
 
-def make_loss_eps(loss: Callable, split: Split, eager: bool):
-  """``f(params, dyn, eps) -> loss`` with tap perturbations ``eps`` (jitted unless ``eager``).
+def make_loss_eps(loss: Callable, split: Split, eager: bool, params=None):
+  """``f(params, dyn, eps) -> loss`` with tap perturbations ``eps`` (compiled unless ``eager``).
 
   The kink probes evaluate it at single-element perturbations of a parameter
-  leaf or a tap; it compiles like one forward pass.
+  leaf or a tap; it compiles like one forward pass, once per loss program
+  (``params``: the parameters to trace at, needed unless ``eager``).
   """
+  if not eager:
+    traced, pkey = trace_loss(loss, split, params)
+
+    def g(consts, p, dyn, eps):
+      return _tap.call_traced(traced, consts, (p, dyn), eps)[0]
+
+    compiled = cached(("loss_eps", pkey), lambda: jax.jit(g))
+    return lambda p, dyn, eps: compiled(traced.consts, p, dyn, eps)
+
   split = split.structure()
 
   def f(params, dyn, eps):
@@ -221,7 +299,7 @@ def make_loss_eps(loss: Callable, split: Split, eager: bool):
     with _tap._Context("perturb", eps):
       return loss(params, *args, **kwargs)
 
-  return f if eager else jax.jit(f)
+  return f
 
 
 def one_sided(base, vals, h, eps_rel):
