@@ -187,3 +187,20 @@ def test_check_identity_and_check_update_read_current_globals():
   assert jaxreg.check_update(sgd_rule, optax.sgd(0.1), P, g).ok
   lr["eta"] = 0.2
   assert not jaxreg.check_update(sgd_rule, optax.sgd(0.1), P, g).ok
+
+
+def test_jitted_helpers_closing_over_different_arrays_are_different_programs():
+  def make_loss(c):
+    helper = jax.jit(lambda y: y * c)     # c is a constant of the helper's own jaxpr
+
+    def loss(p, x, t):
+      return 0.5 * jnp.sum((helper(_forward(p, x)) - t) ** 2)
+    return loss
+
+  def deriv(p, x, t):
+    y = _forward(p, x)
+    dz = 2.0 * (2.0 * y - t) * (1 - y ** 2)
+    return {"W": x.T @ dz, "b": dz.sum(0)}
+
+  assert jaxreg.check(deriv, make_loss(jnp.full(3, 2.0)), P, X, T).ok
+  assert not jaxreg.check(deriv, make_loss(jnp.full(3, 3.0)), P, X, T).ok

@@ -9,7 +9,7 @@ call and keys compiled executables on the traced program:
    function read at trace time is now in the program: Python numbers as
    literals, arrays (closed over, global, default arguments) as constants.
 2. The constants are lifted to arguments of the executable, so the key is
-   the program text (equations, literals, shapes and dtypes, static
+   the program's structure (equations, literals, shapes and dtypes, static
    parameters) plus the identity of any Python callable that a primitive
    calls at run time (``pure_callback`` and friends). Array contents are
    never part of the key: they are arguments.
@@ -30,6 +30,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.core
 from jax.extend import core as jex_core
+from jax.extend import linear_util as lu
+import numpy as np
 
 _CACHE_SIZE = 64
 _CACHE: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()
@@ -58,41 +60,102 @@ def clear() -> None:
   _COUNTS.update(misses=0, hits=0)
 
 
-def _sub_jaxprs(value):
+def _literal_key(value) -> tuple:
+  """A literal by dtype and bytes (so ``-0.0`` and ``0.0``, or ``1`` and ``1.0``, differ)."""
+  a = np.asarray(value)
+  return ("lit", a.dtype.str, a.shape, a.tobytes(), type(value).__name__)
+
+
+def _aval_key(aval) -> tuple:
+  return (type(aval).__name__, getattr(aval, "shape", None), str(getattr(aval, "dtype", None)),
+          getattr(aval, "weak_type", None))
+
+
+class _Identity:
+  """Compares and hashes by identity (and keeps the object alive while it is in a key)."""
+
+  __slots__ = ("obj",)
+
+  def __init__(self, obj):
+    self.obj = obj
+
+  def __hash__(self):
+    return id(self.obj)
+
+  def __eq__(self, other):
+    return isinstance(other, _Identity) and other.obj is self.obj
+
+
+def _param_key(name, value, is_callback, memo):
   if isinstance(value, jex_core.ClosedJaxpr):
-    yield value.jaxpr
-  elif isinstance(value, jex_core.Jaxpr):
-    yield value
-  elif isinstance(value, (tuple, list)):
-    for v in value:
-      yield from _sub_jaxprs(v)
+    # Constants of a nested jaxpr (a jitted helper's closed-over arrays) are baked into
+    # a compiled program, so they are keyed by identity. JAX re-traces such a helper only
+    # when JAX itself would, so the same objects come back on every check.
+    return ("closed", _jaxpr_key(value.jaxpr, memo), tuple(map(_Identity, value.consts)))
+  if isinstance(value, jex_core.Jaxpr):
+    return ("jaxpr", _jaxpr_key(value, memo))
+  if isinstance(value, (tuple, list)) and any(
+      isinstance(v, (jex_core.ClosedJaxpr, jex_core.Jaxpr)) for v in value):
+    return tuple(_param_key(name, v, is_callback, memo) for v in value)
+  if (callable(value) and not isinstance(value, type)) or isinstance(value, lu.WrappedFun):
+    # Runtime callbacks by identity; other functions (differentiation rules, a
+    # reduction's combiner, fresh on every trace) by name.
+    return ("fn", value) if is_callback else ("fn", name, getattr(value, "__name__", None))
+  if isinstance(value, float):
+    return ("float", value.hex())
+  try:
+    hash(value)
+  except TypeError:
+    return ("repr", type(value).__name__, repr(value))
+  return value
 
 
-def _runtime_callables(jaxpr, found: list) -> list:
-  """The Python functions that callback equations call (recursively into sub-jaxprs)."""
+def _jaxpr_key(jaxpr, memo: dict) -> tuple:
+  hit = memo.get(id(jaxpr))
+  if hit is not None:
+    return hit
+  index: dict = {}
+
+  def ref(v):
+    if isinstance(v, jex_core.Literal):
+      return _literal_key(v.val)
+    return index[v]
+
+  header = []
+  for v in (*jaxpr.constvars, *jaxpr.invars):
+    index[v] = len(index)
+    header.append(_aval_key(v.aval))
+  eqns = []
   for eqn in jaxpr.eqns:
     is_callback = eqn.primitive.name in _CALLBACK_PRIMITIVES
-    for value in eqn.params.values():
-      for sub in _sub_jaxprs(value):
-        _runtime_callables(sub, found)
-      if is_callback and callable(value):
-        found.append(value)
-  return found
+    ins = tuple(ref(v) for v in eqn.invars)
+    outs = []
+    for v in eqn.outvars:
+      index[v] = len(index)
+      outs.append(_aval_key(v.aval))
+    params = tuple(sorted(((k, _param_key(k, v, is_callback, memo))
+                           for k, v in eqn.params.items()), key=lambda kv: kv[0]))
+    eqns.append((eqn.primitive.name, ins, tuple(outs), params))
+  key = (len(jaxpr.constvars), tuple(header), tuple(eqns),
+         tuple(ref(v) for v in jaxpr.outvars), str(jaxpr.effects))
+  memo[id(jaxpr)] = key
+  return key
 
 
 def program_key(jaxpr) -> tuple:
   """A hashable key that determines what ``jaxpr`` (an open ``Jaxpr``) computes.
 
-  The printed program holds every equation with its literals (printed
-  exactly, ``repr``-style) and static parameters, and the shapes and dtypes
-  of its constants and arguments, but not the constants' values. Python
-  functions in parameters (differentiation rules, a reduction's combiner) are
-  printed by name only: a cached program is only evaluated, never
-  differentiated, and what a reduction combines with is its printed jaxpr;
-  only callbacks run Python at run time, so their functions are keyed by
-  identity.
+  The key holds every equation: its primitive, which values it reads
+  (literals by dtype and bytes), the shapes and dtypes it makes, and its
+  static parameters (nested jaxprs recursively, their constants by
+  identity); and the shapes and dtypes of the constants and arguments, but
+  not the constants' values.
+  Python functions in parameters are keyed by identity only for callbacks,
+  which run Python at run time; elsewhere (differentiation rules, a
+  reduction's combiner) by name: a cached program is only evaluated, never
+  differentiated, and a combiner's work is in its jaxpr parameter.
   """
-  return (str(jaxpr), tuple(_runtime_callables(jaxpr, [])))
+  return _jaxpr_key(jaxpr, {})
 
 
 class Program(NamedTuple):

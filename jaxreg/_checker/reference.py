@@ -178,6 +178,7 @@ def compute_reference(loss: Callable, split: Split, n_dirs: int, params, key):
 
 def _traced_reference(traced: _tap.Traced, n_dirs: int):
   """``ref(consts, params, dyn, key) -> dict`` evaluating the traced loss with its taps."""
+  traced = traced._replace(consts=())     # kept in the cache: the program, not its data
 
   def ref(consts, params, dyn, key):
     def f(p, eps):
@@ -208,6 +209,7 @@ def trace_derivation(derivation: Callable, params, split: Split):
   program = _program_cache.trace(_loss_caller(derivation, split), params, split.dyn)
   args, kwargs = split.rebuild(split.dyn)
   dsplit = Split((program.consts,) + tuple(args), kwargs)
+  program = program._replace(consts=(), out_shape=None)   # kept in the cache: no data
 
   def fn(p, consts, *args_, **kwargs_):
     return _program_cache.evaluate(program, consts, p, Split(args_, kwargs_).dyn)
@@ -285,9 +287,10 @@ def make_loss_eps(loss: Callable, split: Split, eager: bool, params=None):
   """
   if not eager:
     traced, pkey = trace_loss(loss, split, params)
+    program = traced._replace(consts=())     # kept in the cache: the program, not its data
 
     def g(consts, p, dyn, eps):
-      return _tap.call_traced(traced, consts, (p, dyn), eps)[0]
+      return _tap.call_traced(program, consts, (p, dyn), eps)[0]
 
     compiled = cached(("loss_eps", pkey), lambda: jax.jit(g))
     return lambda p, dyn, eps: compiled(traced.consts, p, dyn, eps)

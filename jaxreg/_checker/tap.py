@@ -68,11 +68,19 @@ batching.primitive_batchers[tap_p] = _tap_batch
 
 def _tracing_state():
   """A thread-local switch in JAX's trace context, so that jitted helpers traced before a
-  check (without taps) are traced again while the check traces the loss."""
+  check (without taps) are traced again while the check traces the loss.
+
+  JAX has no public API for this; without it (another JAX version) a tap in a
+  helper that was jitted and called before the check stays invisible.
+  """
+  name = "jaxreg_tap_tracing"
   try:
     from jax._src import config as jax_config  # pylint: disable=import-outside-toplevel
+    existing = getattr(jax_config, "config_states", {}).get(name)
+    if existing is not None:      # this module was imported again
+      return existing
     return jax_config.bool_state(
-        "jaxreg_tap_tracing", False, "Internal to jaxreg.check: a tap context is active.",
+        name, False, "Internal to jaxreg.check: a tap context is active.",
         include_in_trace_context=True)
   except (ImportError, AttributeError, TypeError):
     return None
