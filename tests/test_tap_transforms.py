@@ -203,3 +203,12 @@ def test_taps_under_unsupported_transformations_name_them(where, match):
 
   with pytest.raises(ValueError, match=f"'z' is tapped inside {match}"):
     jaxreg.check(_dense_steps, loss, P, X)
+
+
+def test_tap_under_a_transformation_in_an_eagerly_run_loss_is_a_clear_error():
+  def loss(p, x):
+    scale = 2.0 if p["W"][0, 0] > 0 else 1.0      # Python control flow on a value: eager
+    return scale * jnp.sum(jax.vmap(lambda xi: jnp.tanh(jaxreg.tap("z", xi @ p["W"])))(x))
+
+  with pytest.raises(ValueError, match="'z' is tapped inside a JAX transformation.*eagerly"):
+    jaxreg.check(_dense_steps, loss, P, X)

@@ -322,7 +322,6 @@ def check(derivation: Callable, loss: Callable, params: Any, *args,
   n_dirs = int(referee)
   rkey = np.uint32(seed)
   params_is_map = isinstance(params, Mapping)
-  spec = (_check_ref.tree_spec(params), split.key()) if split.hashable else None
 
   # 1. Reference (jitted and cached per loss and argument shapes).
   eager = False

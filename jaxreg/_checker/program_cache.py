@@ -103,6 +103,8 @@ def _param_key(name, value, is_callback, memo):
     return ("fn", value) if is_callback else ("fn", name, getattr(value, "__name__", None))
   if isinstance(value, float):
     return ("float", value.hex())
+  if isinstance(value, np.ndarray):
+    return _literal_key(value)
   try:
     hash(value)
   except TypeError:

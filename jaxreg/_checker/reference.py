@@ -133,14 +133,15 @@ def make_reference(loss: Callable, split: Split, n_dirs: int, eager: bool, jit: 
   return (jax.jit(ref) if jit and not eager else ref), holder
 
 
-def _loss_caller(loss: Callable, split: Split):
+def _with_args(fn: Callable, split: Split):
+  """``f(params, dyn) = fn(params, *args, **kwargs)`` with the arguments rebuilt from ``dyn``."""
   split = split.structure()
 
-  def call_loss(p, dyn):
+  def call(p, dyn):
     args, kwargs = split.rebuild(dyn)
-    return loss(p, *args, **kwargs)
+    return fn(p, *args, **kwargs)
 
-  return call_loss
+  return call
 
 
 def trace_loss(loss: Callable, split: Split, params) -> tuple[_tap.Traced, tuple]:
@@ -150,7 +151,7 @@ def trace_loss(loss: Callable, split: Split, params) -> tuple[_tap.Traced, tuple
     ValueError: the loss does not return a floating-point scalar, or a tap error.
     One of :data:`TRACE_ERRORS`: the loss cannot be traced abstractly.
   """
-  traced = _tap.trace_taps(_loss_caller(loss, split), params, split.dyn)
+  traced = _tap.trace_taps(_with_args(loss, split), params, split.dyn)
   out = traced.out_aval
   if not (isinstance(out, jax.ShapeDtypeStruct) and tuple(out.shape) == ()
           and jnp.issubdtype(out.dtype, jnp.floating)):
@@ -162,18 +163,19 @@ def trace_loss(loss: Callable, split: Split, params) -> tuple[_tap.Traced, tuple
   return traced, (_program_cache.program_key(traced.jaxpr), traced.in_tree)
 
 
-def compute_reference(loss: Callable, split: Split, n_dirs: int, params, key):
+def compute_reference(loss: Callable, split: Split, n_dirs: int, params, seed):
   """``(ref, holder)`` as :func:`make_reference` gives them, compiled once per loss program.
 
   The loss is traced on every call; the compiled reference is reused for
   any loss that traces to the same program (constants are arguments).
+  ``seed`` is the referee's seed (``np.uint32``).
   """
   traced, pkey = trace_loss(loss, split, params)
   holder = Holder()
   holder.order, holder.specs, holder.out = list(traced.order), dict(traced.specs), \
       traced.out_aval
   fn = cached(("reference", pkey, n_dirs), lambda: jax.jit(_traced_reference(traced, n_dirs)))
-  return fn(traced.consts, params, split.dyn, key), holder
+  return fn(traced.consts, params, split.dyn, seed), holder
 
 
 def _traced_reference(traced: _tap.Traced, n_dirs: int):
@@ -206,7 +208,7 @@ def trace_derivation(derivation: Callable, params, split: Split):
   as a leading traced argument, so a compiled function around ``fn`` holds
   no data and is reused for every derivation with the same program ``key``.
   """
-  program = _program_cache.trace(_loss_caller(derivation, split), params, split.dyn)
+  program = _program_cache.trace(_with_args(derivation, split), params, split.dyn)
   args, kwargs = split.rebuild(split.dyn)
   dsplit = Split((program.consts,) + tuple(args), kwargs)
   program = program._replace(consts=(), out_shape=None)   # kept in the cache: no data

@@ -100,8 +100,9 @@ class _Context:
   """One tap context: ``mode`` is ``"trace"`` (mark in the traced program), or, for a loss
   run eagerly, ``"record"`` (names and specs) or ``"perturb"`` (add ``eps[name]``)."""
 
-  def __init__(self, mode: str, eps: dict | None = None):
+  def __init__(self, mode: str, eps: dict | None = None, eager: bool = False):
     self.mode = mode
+    self.eager = eager        # the loss runs on concrete arrays: a tracer means a transformation
     self.eps = eps or {}
     self.order: list[str] = []
     self.specs: dict[str, jax.ShapeDtypeStruct] = {}
@@ -157,6 +158,13 @@ def tap(name: str, value: Any) -> Any:
           f"tap: the quantity {name!r} must be a floating-point array to be differentiated, "
           f"got dtype {value.dtype}.")
     return tap_p.bind(value, name=name)
+  if ctx.eager and ctx.mode == "record" and isinstance(value, jax.core.Tracer):
+    raise ValueError(
+        f"tap: {name!r} is tapped inside a JAX transformation (jax.vmap, lax.scan, jax.jit, "
+        "jax.checkpoint, ...) of a loss that cannot be traced abstractly (it needs concrete "
+        "values, e.g. float() or boolean indexing on a traced array), so the check runs it "
+        "eagerly, where taps under transformations are not supported. Make the loss traceable "
+        "(jnp.where instead of boolean indexing) or tap outside the transformation.")
   if name in ctx.specs:
     raise ValueError(
         f"tap: the name {name!r} was tapped twice in one call of the loss; each tapped "
@@ -189,7 +197,7 @@ def _discover(fn, *args, **kwargs):
 
 def _discover_eager(fn, *args, **kwargs):
   """Like :func:`_discover` but runs ``fn`` for real (for losses ``eval_shape`` cannot trace)."""
-  with _Context("record") as ctx:
+  with _Context("record", eager=True) as ctx:
     out = fn(*args, **kwargs)
   out = jax.ShapeDtypeStruct(jnp.shape(out), jnp.result_type(out))
   return out, list(ctx.order), dict(ctx.specs)
