@@ -25,6 +25,7 @@ machinery around them is traced once per key.
 from __future__ import annotations
 
 import collections
+import weakref
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -61,14 +62,21 @@ def clear() -> None:
 
 
 def _literal_key(value) -> tuple:
-  """A literal by dtype and bytes (so ``-0.0`` and ``0.0``, or ``1`` and ``1.0``, differ)."""
+  """A literal by type and exact value (so ``-0.0`` and ``0.0``, or ``1`` and ``1.0``, differ)."""
+  if isinstance(value, float):
+    return ("float", value.hex())
+  if isinstance(value, (bool, int)):
+    return (type(value).__name__, value)
   a = np.asarray(value)
-  return ("lit", a.dtype.str, a.shape, a.tobytes(), type(value).__name__)
+  return ("array", a.dtype.str, a.shape, a.tobytes())
 
 
-def _aval_key(aval) -> tuple:
-  return (type(aval).__name__, getattr(aval, "shape", None), str(getattr(aval, "dtype", None)),
-          getattr(aval, "weak_type", None))
+def _aval_key(aval):
+  try:
+    hash(aval)            # ShapedArray: shape, dtype, weak type, sharding
+    return aval
+  except TypeError:
+    return (type(aval).__name__, str(aval))
 
 
 class _Identity:
@@ -91,9 +99,9 @@ def _param_key(name, value, is_callback, memo):
     # Constants of a nested jaxpr (a jitted helper's closed-over arrays) are baked into
     # a compiled program, so they are keyed by identity. JAX re-traces such a helper only
     # when JAX itself would, so the same objects come back on every check.
-    return ("closed", _jaxpr_key(value.jaxpr, memo), tuple(map(_Identity, value.consts)))
+    return ("closed", _nested_key(value.jaxpr, memo), tuple(map(_Identity, value.consts)))
   if isinstance(value, jex_core.Jaxpr):
-    return ("jaxpr", _jaxpr_key(value, memo))
+    return ("jaxpr", _nested_key(value, memo))
   if isinstance(value, (tuple, list)) and any(
       isinstance(v, (jex_core.ClosedJaxpr, jex_core.Jaxpr)) for v in value):
     return tuple(_param_key(name, v, is_callback, memo) for v in value)
@@ -112,6 +120,35 @@ def _param_key(name, value, is_callback, memo):
   return value
 
 
+class _Hashed:
+  """A key tuple with its hash computed once (nested keys are reused across checks)."""
+
+  __slots__ = ("key", "hash")
+
+  def __init__(self, key: tuple):
+    self.key = key
+    self.hash = hash(key)
+
+  def __hash__(self):
+    return self.hash
+
+  def __eq__(self, other):
+    return self is other or (isinstance(other, _Hashed) and self.hash == other.hash
+                             and self.key == other.key)
+
+
+# Keys of nested jaxprs by the jaxpr object: JAX caches the traces of jitted functions
+# (every jnp function is one), so the same nested jaxprs come back on every check.
+_NESTED: "weakref.WeakKeyDictionary[Any, _Hashed]" = weakref.WeakKeyDictionary()
+
+
+def _nested_key(jaxpr, memo: dict) -> _Hashed:
+  hit = _NESTED.get(jaxpr)
+  if hit is None:
+    hit = _NESTED[jaxpr] = _Hashed(_jaxpr_key(jaxpr, memo))
+  return hit
+
+
 def _jaxpr_key(jaxpr, memo: dict) -> tuple:
   hit = memo.get(id(jaxpr))
   if hit is not None:
@@ -120,7 +157,7 @@ def _jaxpr_key(jaxpr, memo: dict) -> tuple:
 
   def ref(v):
     if isinstance(v, jex_core.Literal):
-      return _literal_key(v.val)
+      return ("lit", _literal_key(v.val), _aval_key(v.aval))
     return index[v]
 
   header = []

@@ -126,13 +126,15 @@ def tap(name: str, value: Any) -> Any:
     value: a floating-point array (or scalar) computed inside the loss.
 
   Returns:
-    ``value`` itself outside a check. During :func:`jaxreg.check`,
-    ``value + 0`` with a zero perturbation the check differentiates.
+    ``value`` itself outside a check. While :func:`jaxreg.check` traces
+    the loss, ``value`` marked in the traced program, where the check adds
+    a zero perturbation it differentiates.
 
   Raises:
     TypeError: if ``name`` is not a non-empty string, or ``value`` is not a
       floating-point array while a check is running.
-    ValueError: if ``name`` is tapped twice in one call of the loss.
+    ValueError: if ``name`` is tapped twice in one call of the loss, or
+      inside a transformation that cannot hold a tap (see the module notes).
 
   Examples:
     >>> import jax.numpy as jnp
