@@ -94,8 +94,14 @@ def main():
                      sum(bool(o.kinks) for o in os_), sum(o.n_kink for o in os_), len(pl),
                      sum(not o.found for o in pl), sum(o.found and not o.localised for o in pl),
                      len(os_) - len(pl)))
-  print("\nfalse alarms by class:", dict(collections.Counter(
-      (o.family, o.alarm_class) for o in outcomes if not o.ok)))
+  print("\nfalse alarms by class (family, class): count")
+  for (fam, cls), cnt in sorted(collections.Counter(
+      (o.family, o.alarm_class) for o in outcomes if not o.ok).items()):
+    print(f"  {fam:<10} {cls:<15} {cnt:>5}   {fm.ALARM_CLASSES[cls]}")
+  clean = [o for o in outcomes if o.ok and o.expected is not None]
+  print(f"planted errors in models whose correct derivation was ok: {len(clean)}, not found "
+        f"{sum(not o.found for o in clean)}, found at another step "
+        f"{sum(o.found and not o.localised for o in clean)}")
   by_layer = collections.defaultdict(lambda: [0, 0])
   for o in outcomes:
     for kind in set(o.arch.split("→")):
@@ -138,7 +144,8 @@ def main():
       if o.expected is not None and not o.found:
         what.append(f"MISSED {o.mutation!r}")
       elif o.expected is not None and not o.localised:
-        what.append(f"MISPLACED {o.mutation!r}: expected {o.expected}, got {o.got}")
+        why = " (after the false alarm above)" if not o.ok else ""
+        what.append(f"MISPLACED {o.mutation!r}: expected {o.expected}, got {o.got}{why}")
       print(f"  --family {o.family} --seed {o.seed}  {o.arch}  kinks {o.kinks}: "
             + "; ".join(what))
   if a.json:

@@ -4,7 +4,7 @@ Networks come from tests/_fuzz_models.py: stacks of affine, relu, leaky relu,
 tanh, sigmoid, abs, batch norm, layer norm and dropout layers with an MSE,
 softmax or SVM head, exact zeros planted at kinks and the derivation taking
 JAX's value or the other one-sided value there. JAXREG_FUZZ_N sets how many
-random seeds of the main family are checked (default 16; the composite and
+random seeds of the main family are checked (default 12; the composite and
 zero-gradient families get a quarter of it each, plus their regression seeds).
 scripts/fuzz_check.py runs the same at scale (1,000 seeds by default).
 """
@@ -16,13 +16,21 @@ import pytest
 
 import _fuzz_models as fm
 
-N = int(os.environ.get("JAXREG_FUZZ_N", "16"))
-PER_ARCH = 4     # seeds per architecture drawn here (each architecture compiles once)
+N = int(os.environ.get("JAXREG_FUZZ_N", "12"))
+# seeds per architecture (each architecture compiles once): few by default, more when N is large
+PER_ARCH = 4 if N <= 64 else fm.SEEDS_PER_ARCH
 
 # Seeds whose correct derivation today's checker judges `wrong` (see the xfail reasons).
-COMPOSITE_REGRESSION = (0, 3, 4)
+COMPOSITE_REGRESSION = (0, 3, 4, 42)
 ZERO_GRAD_REGRESSION = (0, 9)
+# Single-kink seeds with a known false alarm, by class (scripts/fuzz_check.py finds them).
+SINGLE_KNOWN = {477: "rounding"}
 
+ROUNDING_REASON = (
+    "false alarm class 'rounding': a row whose values are far smaller than the terms summed into "
+    "them (cancellation through a norm layer, gradients ~1e-7 from O(1) terms) misses "
+    "rtol=1e-10 by round-off; the tolerance floor must come from the scale of the whole "
+    "computation (e.g. --family single --seed 477: rows d2, a1, z0)")
 ZERO_GRAD_REASON = (
     "false alarm class 'zero-gradient row': a bias feeding batch norm (or a scalar shift inside "
     "layer norm) has a true gradient of exactly 0; both sides hold round-off and the row's own "
@@ -31,15 +39,17 @@ COMPOSITE_REASON = (
     "false alarm class 'composite kink': one perturbation crosses several kinks at once (a "
     "column of relu/abs inputs at 0 fed by inputs of both signs, relu at 0 feeding an SVM "
     "margin at 0); a sum of valid local conventions lies outside the one-sided derivatives "
-    "(e.g. --family composite --seed 0)")
+    "(e.g. --family composite --seed 0); and rows left unprobed once the per-check probe cap "
+    "is spent are judged wrong (--family composite --seed 42)")
 
 
 def _seeds(n, family, extra=()):
   """``n`` seeds, ``PER_ARCH`` per architecture, half of the architectures able to kink."""
   per = min(PER_ARCH, max(1, n))
   n_arch = -(-n // per)
-  kinky = [a for a in range(200) if fm.can_kink(fm.draw_arch(a, family))][:-(-n_arch // 2)]
-  archs = kinky + [a for a in range(200) if a not in kinky][:n_arch - len(kinky)]
+  pool = range(max(200, 4 * n_arch))
+  kinky = [a for a in pool if fm.can_kink(fm.draw_arch(a, family))][:-(-n_arch // 2)]
+  archs = kinky + [a for a in pool if a not in kinky][:n_arch - len(kinky)]
   seeds = [a * fm.SEEDS_PER_ARCH + s for a in sorted(archs) for s in range(per)][:n]
   return sorted(set(seeds) | set(extra))
 
@@ -47,7 +57,7 @@ def _seeds(n, family, extra=()):
 @functools.cache
 def _outcomes(family):
   if family == "single":
-    seeds = _seeds(N, family)
+    seeds = [s for s in _seeds(N, family) if s not in SINGLE_KNOWN]
   elif family == "composite":
     seeds = _seeds(max(1, N // 4), family, COMPOSITE_REGRESSION)
   else:
@@ -120,6 +130,13 @@ def test_single_kink_models_planted_errors_found_at_their_step():
       _misses(planted)
 
 
+@pytest.mark.xfail(strict=True, reason=ROUNDING_REASON)
+@pytest.mark.parametrize("seed", [s for s, c in SINGLE_KNOWN.items() if c == "rounding"])
+def test_cancellation_rows_are_not_false_alarms(seed):
+  o = fm.run_seed(seed, "single")
+  assert o.ok, f"[{o.alarm_class}] {list(o.bad_rows)}"
+
+
 @pytest.mark.xfail(strict=True, reason=COMPOSITE_REASON)
 def test_composite_kink_models_have_no_false_alarms():
   outs = _outcomes("composite")
@@ -159,5 +176,6 @@ def test_known_false_alarms_are_only_the_known_classes():
   # Today's checker: whatever it flags on correct derivations must be one of the two
   # classes the xfail tests name; any other false alarm is a new bug.
   outs = _outcomes("composite") + _outcomes("zero_grad")
-  other = [o for o in outs if not o.ok and o.alarm_class not in ("composite_kink", "zero_grad_row")]
+  known = ("composite_kink", "probe_cap", "zero_grad_row", "rounding")
+  other = [o for o in outs if not o.ok and o.alarm_class not in known]
   assert not other, "false alarms of an unknown class:\n" + _alarms(other)
