@@ -45,6 +45,7 @@ order that the mutation really changes.
 from __future__ import annotations
 
 import functools
+import time
 from typing import NamedTuple
 
 import jax
@@ -777,7 +778,6 @@ def classify_alarm(model: Model, report) -> str:
 
 def run_seed(seed: int, family: str, mutation_index: int | None = None) -> Outcome:
   """Checks seed's correct derivation and one planted error (drawn from the seed)."""
-  import time  # pylint: disable=import-outside-toplevel
   arch = arch_of(seed, family)
   model = draw_model(seed, arch)
   t0 = time.perf_counter()

@@ -15,7 +15,6 @@ Data are passed positionally (the checker's own options are keywords).
 
 import functools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -846,14 +845,3 @@ def test_micrograd_assign_instead_of_accumulate_is_wrong_at_a_reused_parameter()
   # each score is used once (its row stays right); parameters are reused by every example
   assert r.row("score").verdict == "ok"
   assert not r.ok and r.first_wrong == "params['b1']", str(r)
-
-
-def test_micrograd_engine_matches_jax_grad_directly():
-  # the engine itself, independent of the checker
-  p, x, y = _micro_data()
-  mine = micro_grads(p, x, y, 1e-3)["params"]
-  ref = jax.grad(lambda q: jnp.mean(jnp.maximum(0.0, 1.0 - y * (
-      jnp.tanh(x @ q["w1"].T + q["b1"]) @ q["w2"][0] + q["b2"][0]))) + 1e-3 * sum(
-          jnp.sum(v * v) for v in q.values()))(jax.tree_util.tree_map(jnp.asarray, p))
-  for k in p:
-    np.testing.assert_allclose(mine[k], ref[k], rtol=1e-12, atol=1e-15)
