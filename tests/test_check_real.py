@@ -21,11 +21,6 @@ import pytest
 
 import jaxreg
 
-ZERO_GRAD_XFAIL = pytest.mark.xfail(strict=True, reason=(
-    "false alarm class 'zero-gradient row': the bias of the affine layer feeding batch norm has "
-    "a true gradient of exactly 0; both sides hold round-off (~1e-17) and the row's own max is "
-    "its scale, so noise against noise is judged wrong"))
-
 # ============================================================ layers, course style
 
 
@@ -391,7 +386,6 @@ def test_batchnorm_correct_without_bias_before_is_ok(deriv):
   assert all(row.verdict == "ok" for row in r.rows)
 
 
-@ZERO_GRAD_XFAIL
 @pytest.mark.parametrize("deriv", BN_CORRECT[:2], ids=["staged", "simplified"])
 def test_batchnorm_correct_with_bias_before_is_ok(deriv):
   p, x, y = _bn_data(bias=True)
@@ -400,16 +394,11 @@ def test_batchnorm_correct_with_bias_before_is_ok(deriv):
   assert abs(r.row("params['b1']").worst_ref or 0.0) < 1e-12   # the true gradient is 0
 
 
-_BN_PARAM_SLIP_XFAIL = pytest.mark.xfail(strict=True, reason=(
-    "false alarm class 'zero-gradient row': params['b1'] (true gradient 0) sorts before "
-    "params['gamma1'] and today's checker judges it wrong, so first_wrong names it"))
-
-
 @pytest.mark.parametrize("deriv, first, bias", [
     (bn_net_grads_no_var, "a1", False), (bn_net_grads_no_var, "a1", True),
     (bn_net_grads_alt_sign, "a1", False),
     (bn_net_grads_dgamma_slip, "params['gamma1']", False),
-    pytest.param(bn_net_grads_dgamma_slip, "params['gamma1']", True, marks=_BN_PARAM_SLIP_XFAIL),
+    (bn_net_grads_dgamma_slip, "params['gamma1']", True),
 ])
 def test_batchnorm_slips_found_at_their_step(deriv, first, bias):
   p, x, y = _bn_data(bias=bias)
@@ -607,7 +596,7 @@ def _fc_data(net, seed=3, n=7):
 
 @pytest.mark.parametrize("normalization, keep", [
     (None, 0.8), ("layernorm", 1.0), ("layernorm", 0.8),
-    pytest.param("batchnorm", 0.8, marks=ZERO_GRAD_XFAIL),
+    ("batchnorm", 0.8),
 ])
 def test_fully_connected_net_loss_method_is_ok(normalization, keep):
   net = _fc_net(normalization, keep)
