@@ -91,3 +91,23 @@ def test_context_is_cleaned_up_after_errors():
   assert not getattr(_tap._LOCAL, "stack", [])
   x = jnp.ones(2)
   assert jaxreg.tap("x", x) is x
+
+
+def test_trace_taps_marks_taps_in_the_program_with_stacked_shapes():
+  def loss(p, x):
+    z = jax.vmap(lambda xi: jaxreg.tap("z", xi @ p["w"]))(x)
+    h, _ = jax.lax.scan(lambda c, zi: (jaxreg.tap("h", jnp.tanh(c + zi)), None), jnp.zeros(2), z)
+    return jnp.sum(h)
+
+  traced = _tap.trace_taps(loss, {"w": jnp.ones((3, 2))}, jnp.ones((4, 3)))
+  assert traced.order == ["z", "h"]
+  assert traced.specs["z"].shape == (4, 2) and traced.specs["h"].shape == (4, 2)
+  assert not getattr(_tap._LOCAL, "stack", [])
+  # outside a check the same loss has no marks at all
+  assert "jaxreg_tap" not in str(jax.make_jaxpr(loss)({"w": jnp.ones((3, 2))}, jnp.ones((4, 3))))
+  # evaluating the traced program adds eps at the marks and returns the tapped values
+  eps = {"h": jnp.ones((4, 2))}
+  out, tapped = _tap.call_traced(traced, traced.consts, ({"w": jnp.ones((3, 2))}, jnp.ones((4, 3))),
+                                 eps)
+  assert set(tapped) == {"z", "h"} and tapped["h"].shape == (4, 2)
+  assert jnp.allclose(out, jnp.sum(tapped["h"][-1]) + 2.0)

@@ -7,14 +7,18 @@ How it judges, and where each part lives:
    argument and its first bad index.
 2. **Reference** (:mod:`~jaxreg._checker.reference`). ``jax.grad`` of
    ``loss`` w.r.t. ``params`` and w.r.t. a zero perturbation added at every
-   :func:`jaxreg.tap` (plus the referee's loss evaluations), in one jitted
-   call, cached per (loss, argument structure and shapes) and shared by
-   every derivation checked against that loss.
+   :func:`jaxreg.tap` (plus the referee's loss evaluations), in one compiled
+   call. The loss is traced on every check and compiled work is cached by
+   the traced program (:mod:`~jaxreg._checker.program_cache`), its constants
+   passed as arguments: a changed global, closure or default the loss reads
+   is always seen, and a re-defined loss of the same structure reuses the
+   compiled reference. A loss that cannot be traced runs eagerly.
 3. **Derivation and comparison** (:mod:`~jaxreg._checker.plan`,
    :mod:`~jaxreg._checker.compare`). ``derivation(params, *args, **kwargs)``
-   is traced together with its comparison into a second jitted, cached
-   function; when it cannot be traced it runs eagerly and is compared in
-   NumPy. If it raises, the report says so. Its output pairs with the
+   is traced to a program (on every check, cached the same way) and
+   compiled together with its comparison; when it cannot be traced (or with
+   ``jit=False``) it runs eagerly and is compared in NumPy. If it raises,
+   the report says so. Its output pairs with the
    reference as :mod:`~jaxreg._checker.plan` describes (a pytree shaped like
    ``params``, or a dict of steps keyed by tap names and/or ``"params"``).
    Rows in backprop order; verdicts ``ok``, ``wrong``, ``kink``, ``missing``
@@ -136,19 +140,13 @@ def _data_dims(labelled, batch_axis) -> list[_diagnose.Dim]:
 # ------------------------------------------------- compiled, cached functions
 
 
-def _compiled_reference(loss, split, spec, n_dirs: int, jit: bool):
-  """``ref(params, dyn, key) -> Reference``, jitted and cached per (loss, shapes)."""
-  key = None if spec is None or not jit else ("reference", loss, spec, n_dirs)
-  return _check_ref.cached(key, lambda: _check_ref.make_reference(loss, split, n_dirs, False))
-
-
 class Fused(NamedTuple):
   """Output of the fused derivation-and-comparison function.
 
   Attributes:
     plan: :class:`~jaxreg._checker.reference.Static` holding the
-      :class:`~jaxreg._checker.plan.Plan`, or ``None`` when the derivation
-      could not be traced (it then runs eagerly).
+      :class:`~jaxreg._checker.plan.Plan` (trace-time facts: how the
+      derivation's outputs pair with rows).
     users: the user's arrays, one per plan slot (``None`` where not an array).
     stats: :class:`~jaxreg._checker.compare.Stats` of the comparable slots.
   """
@@ -159,15 +157,14 @@ class Fused(NamedTuple):
 
 
 def _fused_fn(derivation, split, taps: _check_ref.Taps, tol, user_rtol):
-  """``fused(params, dyn, grads) -> Fused``: the derivation and its comparison in one trace."""
+  """``fused(params, dyn, g_params, g_taps) -> Fused``: the derivation and its comparison in
+  one trace (``derivation`` is the traced program of :func:`_compiled_fused`, which does not
+  raise)."""
   split = split.structure()
 
   def fused(params, dyn, g_params, g_taps):
     args, kwargs = split.rebuild(dyn)
-    try:
-      result = derivation(params, *args, **kwargs)
-    except Exception:  # pylint: disable=broad-except  # user code: rerun eagerly to report it
-      return Fused(_check_ref.Static(None), (), None)
+    result = derivation(params, *args, **kwargs)
     plan, users = _plan.build(result, taps.order, taps.specs, _plan.leaf_paths(params), params)
     g_leaves = jax.tree_util.tree_leaves(g_params)
     refs = {**{("tap", n): g for n, g in g_taps.items()},
@@ -187,17 +184,25 @@ def _fused_fn(derivation, split, taps: _check_ref.Taps, tol, user_rtol):
   return fused
 
 
-def _compiled_fused(derivation, loss, split, spec, n_dirs, taps, tol, user_rtol):
-  """The jitted :func:`_fused_fn`, cached per (derivation, loss, shapes, tolerances)."""
-  key = None if spec is None else ("derivation", derivation, loss, spec, n_dirs, tol, user_rtol,
-                                   taps.order)
-  return _check_ref.cached(key, lambda: jax.jit(_fused_fn(derivation, split, taps, tol, user_rtol)))
+def _compiled_fused(derivation, split, params, taps: _check_ref.Taps, tol, user_rtol):
+  """``(fn, dyn)``: the jitted :func:`_fused_fn` and its traced arguments, or ``None``.
 
-
-def _compiled_probe(loss, split, spec, eager: bool):
-  """``f(params, dyn, eps) -> (loss, taps)`` for the kink probes and step checks, cached."""
-  key = None if spec is None else ("probe", loss, spec, eager)
-  return _check_ref.cached(key, lambda: _kinks.make_probe_fn(loss, split, eager))
+  The derivation is traced to a program on every call; the compiled function
+  is cached by that program (its constants are arguments in ``dyn``), the
+  taps' names and shapes (constants of the plan) and the tolerances, which
+  together determine the :class:`~jaxreg._checker.plan.Plan` it returns.
+  ``None`` when the derivation cannot be traced or raises while traced (it
+  then runs eagerly, where an error is reported).
+  """
+  try:
+    dfn, dsplit, dkey = _check_ref.trace_derivation(derivation, params, split)
+  except Exception:  # pylint: disable=broad-except  # user code: rerun eagerly to report it
+    return None
+  tap_specs = tuple((n, tuple(taps.specs[n].shape), jnp.dtype(taps.specs[n].dtype))
+                    for n in taps.order)
+  key = ("fused", dkey, tap_specs, tol, user_rtol)
+  fn = _check_ref.cached(key, lambda: jax.jit(_fused_fn(dfn, dsplit, taps, tol, user_rtol)))
+  return fn, dsplit.dyn
 
 
 # ------------------------------------------------------------------ check
@@ -211,7 +216,6 @@ class _Problem(NamedTuple):
   params: Any
   p_paths: list
   split: Any
-  spec: Any
   dtype: Any
   tol: _tolerance.Tolerance
   user_rtol: float | None
@@ -225,17 +229,17 @@ def _run_derivation_eager(derivation, params, split):
     return None, describe_exc(e, "the derivation")
 
 
-def _reference(pb: _Problem, n_dirs: int, seed: int, jit: bool):
-  """``(Reference, eager)``: compiled when the loss traces, else run eagerly."""
+def _reference(pb: _Problem, n_dirs: int, seed: int):
+  """``(Reference, traced loss)``: compiled when the loss traces (cached by its program), else
+  run eagerly (the traced loss is then ``None``)."""
   rkey = np.uint32(seed)
   try:
-    ref_fn = _compiled_reference(pb.loss, pb.split, pb.spec, n_dirs, jit)
-    return ref_fn(pb.params, pb.split.dyn, rkey), False
+    return _check_ref.compute_reference(pb.loss, pb.split, n_dirs, pb.params, rkey)
   except _check_ref.TRACE_ERRORS:
     pass
-  ref_fn = _check_ref.make_reference(pb.loss, pb.split, n_dirs, True, jit=False)
+  ref_fn = _check_ref.make_eager_reference(pb.loss, pb.split, n_dirs)
   try:
-    return ref_fn(pb.params, pb.split.dyn, rkey), True
+    return ref_fn(pb.params, pb.split.dyn, rkey), None
   except _check_ref.TRACE_ERRORS as e:
     raise TypeError(
         "check: jax.grad cannot differentiate `loss`: it needs concrete values (float(), "
@@ -268,11 +272,11 @@ def check(derivation: Callable, loss: Callable, params: Any, *args,
       of the reference gradient (0 to skip).
     max_probes: most elements of one row probed for kinks.
     max_probes_total: most elements probed for kinks in one check.
-    jit: compile the derivation together with the comparison, and cache
-      compiled functions per (function, argument shapes) — the derivation runs
-      eagerly when it cannot be traced. ``False`` runs the derivation eagerly
-      and caches nothing (the reference is still compiled, afresh); use it for
-      functions that read mutable globals.
+    jit: compile the derivation together with the comparison (it runs
+      eagerly when it cannot be traced). ``False`` runs the derivation
+      eagerly (for debugging it with prints or a debugger); the loss is still
+      compiled unless it cannot be traced. Compiled work is cached by the
+      traced program, so changed globals are always seen, with either value.
     seed: seed of the referee's random directions.
     batch_axis: the axis of the data arrays that holds the examples; a
       factor equal to its length is then named "the batch size" in a
@@ -338,22 +342,21 @@ def check(derivation: Callable, loss: Callable, params: Any, *args,
     params = jax.tree_util.tree_map(jnp.asarray, params)
     p_paths = _plan.leaf_paths(params)
   split = _check_ref.Split(args, kwargs)
-  spec = (_check_ref.tree_spec(params), split.key()) if split.hashable else None
-  pb = _Problem(derivation, loss, params, p_paths, split, spec, ref_dtype, tol,
+  pb = _Problem(derivation, loss, params, p_paths, split, ref_dtype, tol,
                 None if rtol is None else float(rtol))
   n_dirs = int(referee)
 
   # 1. Reference.
-  ref, eager = _reference(pb, n_dirs, seed, jit)
+  ref, traced = _reference(pb, n_dirs, seed)
   taps = ref.taps.value
 
-  # 2. Derivation and comparison (jitted and cached when traceable).
+  # 2. Derivation and comparison (compiled, cached by the derivation's program, when it traces).
   fused = None
-  if jit and not eager:
-    fn = _compiled_fused(derivation, loss, split, spec, n_dirs, taps, tol, pb.user_rtol)
-    fused = fn(params, split.dyn, ref.g_params, ref.g_taps)
-    if fused.plan.value is None:
-      fused = None
+  compiled = _compiled_fused(derivation, split, params, taps, tol, pb.user_rtol) \
+      if jit and traced is not None else None
+  if compiled is not None:
+    fn, dyn = compiled
+    fused = fn(params, dyn, ref.g_params, ref.g_taps)
   report = Report(rows=[], rtol=tol.rtol, atol=tol.atol, dtype=str(jnp.dtype(ref_dtype)))
   report.referee = _referee.judge(ref.referee, ref_dtype) if n_dirs > 0 else None
   loss_value = float(ref.loss)
@@ -386,11 +389,11 @@ def check(derivation: Callable, loss: Callable, params: Any, *args,
     report.summary = "The derivation's output could not be read, so nothing was checked: " + \
         plan.error + "."
     return report
-  return _judge(pb, report, plan, users, row_stats, scale, ref, taps, ref_of, eager or not jit,
+  return _judge(pb, report, plan, users, row_stats, scale, ref, taps, ref_of, traced,
                 max_probes, max_probes_total, batch_axis, labelled)
 
 
-def _judge(pb: _Problem, report, plan, users, row_stats, scale, ref, taps, ref_of, eager,
+def _judge(pb: _Problem, report, plan, users, row_stats, scale, ref, taps, ref_of, traced,
            max_probes, max_probes_total, batch_axis, labelled) -> Report:
   """Verdicts, kinks, diagnoses and the summary from the comparison's statistics."""
   rows = [dataclasses.replace(r) for r in plan.rows]     # the plan may be cached
@@ -439,7 +442,7 @@ def _judge(pb: _Problem, report, plan, users, row_stats, scale, ref, taps, ref_o
       _kinks.append_note(j.row, f"compared after reshaping to {tuple(np.shape(j.ref))}, the values agree")
 
   # Kinks.
-  probe_fn = lambda: _compiled_probe(pb.loss, pb.split, pb.spec, eager)
+  probe_fn = lambda: _kinks.make_probe_fn(pb.loss, pb.split, traced)
   base_values = lambda j: j.theta if j.theta is not None else ref.tapped[j.slot.key.name]
   _kinks.probe(judged, lambda: _kinks.Prober(probe_fn(), pb.params, pb.split.dyn, taps.specs),
                pb.dtype, scale, max_probes_total, base_values)

@@ -72,8 +72,24 @@ class Judged:
   nonfinite: bool = False
 
 
-def make_probe_fn(loss: Callable, split: "_check_ref.Split", eager: bool):
-  """``f(params, dyn, eps) -> (loss, {tap: value})`` with tap perturbations (jitted unless ``eager``)."""
+def make_probe_fn(loss: Callable, split: "_check_ref.Split",
+                  traced: "_check_ref.TracedLoss | None"):
+  """``f(params, dyn, eps) -> (loss, {tap: value})`` with tap perturbations ``eps``.
+
+  With ``traced`` (the loss traced for this check) it is compiled once per
+  loss program (:mod:`~jaxreg._checker.program_cache`), the loss's constants
+  passed as arguments; without (a loss that cannot be traced) it runs eagerly.
+  """
+  if traced is not None:
+    program = traced.traced._replace(consts=())   # kept in the cache: the program, not its data
+
+    def g(consts, p, dyn, eps):
+      return _tap.call_traced(program, consts, (p, dyn), eps)
+
+    compiled = _check_ref.cached(("probe", traced.key), lambda: jax.jit(g))
+    consts = traced.traced.consts
+    return lambda p, dyn, eps: compiled(consts, p, dyn, eps)
+
   split = split.structure()
 
   def f(params, dyn, eps):
@@ -82,7 +98,7 @@ def make_probe_fn(loss: Callable, split: "_check_ref.Split", eager: bool):
       value = loss(params, *args, **kwargs)
     return value, dict(ctx.values)
 
-  return f if eager else jax.jit(f)
+  return f
 
 
 class Prober:

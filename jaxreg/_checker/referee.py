@@ -1,7 +1,7 @@
 """The referee's verdict: is ``jax.grad`` of the loss itself right?
 
 Along each random unit direction ``v`` (see
-:func:`jaxreg._checker.reference.make_reference`), central differences of the
+:func:`jaxreg._checker.reference._referee`), central differences of the
 loss at steps ``h`` and ``2h`` are compared with ``⟨∇L, v⟩``, relative to
 ``max(|⟨∇L, v⟩|, ‖∇L‖₂/√P)``, with the Richardson estimate of the
 difference error as slack. A direction whose one-sided differences jump

@@ -1,15 +1,18 @@
 """The reference side of a check: ``jax.grad`` of the loss w.r.t. params and taps,
 the referee's directional differences, and one-sided probes at suspicious elements.
 
-Everything here is traced once per (loss, argument structure, shapes) and
-cached, so a repeated check of the same loss costs one compiled call.
-Non-array leaves of ``args``/``kwargs`` (Python numbers, strings, ``None``)
-are treated as static; array leaves are traced.
+The loss is traced to a jaxpr on every check (its taps marked, see
+:mod:`jaxreg._checker.tap`); the compiled reference around it is cached by
+that program (:mod:`jaxreg._checker.program_cache`), with the loss's
+constants passed as arguments. So a re-defined loss of the same structure
+reuses compiled work, and a changed global or closed-over value the loss
+reads is always seen. Non-array leaves of ``args``/``kwargs`` (Python
+numbers, strings, ``None``) are static (part of the traced program); array
+leaves are traced.
 """
 
 from __future__ import annotations
 
-import collections
 import math
 from typing import Any, Callable, NamedTuple
 
@@ -17,10 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxreg._checker import program_cache as _program_cache
 from jaxreg._checker import tap as _tap
-
-_CACHE_SIZE = 64
-_CACHE: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()
 
 # Errors that mean "this function cannot be traced abstractly": fall back to eager.
 TRACE_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
@@ -33,7 +34,7 @@ def _is_array(x) -> bool:
 
 
 class Split:
-  """``(args, kwargs)`` split into a static part (hashable) and traced arrays."""
+  """``(args, kwargs)`` split into a static part and traced arrays (the array leaves)."""
 
   def __init__(self, args: tuple, kwargs: dict):
     leaves, self.treedef = jax.tree_util.tree_flatten((tuple(args), dict(kwargs)),
@@ -41,15 +42,6 @@ class Split:
     self.is_dyn = tuple(_is_array(x) for x in leaves)
     self.static = tuple(None if d else x for x, d in zip(leaves, self.is_dyn))
     self.dyn = [x for x, d in zip(leaves, self.is_dyn) if d]
-    self.dyn_spec = tuple((np.shape(x), x.dtype, getattr(x, "weak_type", False)) for x in self.dyn)
-    try:
-      hash(self.static)
-      self.hashable = True
-    except TypeError:
-      self.hashable = False
-
-  def key(self):
-    return (self.treedef, self.is_dyn, self.static, self.dyn_spec)
 
   def structure(self) -> "Split":
     """A copy without the traced arrays, for closures kept in the cache (holds no data)."""
@@ -64,28 +56,7 @@ class Split:
     return jax.tree_util.tree_unflatten(self.treedef, leaves)
 
 
-def tree_spec(tree) -> tuple:
-  leaves, treedef = jax.tree_util.tree_flatten(tree)
-  return (treedef, tuple((np.shape(x), getattr(x, "dtype", None) or jnp.result_type(x),
-                          getattr(x, "weak_type", False)) for x in leaves))
-
-
-def cached(key, build: Callable[[], Any]):
-  """Returns ``_CACHE[key]``, building it on a miss; ``key=None`` means no caching."""
-  if key is None:
-    return build()
-  try:
-    hit = _CACHE.get(key)
-  except TypeError:  # unhashable after all
-    return build()
-  if hit is not None:
-    _CACHE.move_to_end(key)
-    return hit
-  value = build()
-  _CACHE[key] = value
-  if len(_CACHE) > _CACHE_SIZE:
-    _CACHE.popitem(last=False)
-  return value
+cached = _program_cache.cached
 
 
 class Static:
@@ -93,8 +64,10 @@ class Static:
 
   Returned from a jitted function, it carries facts known at trace time (tap
   names, how outputs pair with rows) out with the results: jit keeps it in
-  the output's tree structure, so a cached call returns the facts of the trace
-  that compiled it, and every re-trace makes its own.
+  the output's tree structure, so a call returns the facts of the trace that
+  compiled it. The checker's compiled functions are cached under keys that
+  determine those facts (the traced programs, tap names and shapes), and the
+  loss's taps are attached from the current trace, outside the compiled call.
   """
 
   def __init__(self, value):
@@ -102,6 +75,13 @@ class Static:
 
 
 jax.tree_util.register_pytree_node(Static, lambda s: ((), s.value), lambda aux, _: Static(aux))
+
+
+class TracedLoss(NamedTuple):
+  """The loss traced for one check: the program with its taps marked, and its cache key."""
+
+  traced: Any
+  key: tuple
 
 
 class Taps(NamedTuple):
@@ -132,7 +112,7 @@ class RefereeSamples(NamedTuple):
 
 
 class Reference(NamedTuple):
-  """The reference side of a check (output of the function :func:`make_reference` builds).
+  """The reference side of a check (from :func:`compute_reference`, or :func:`make_eager_reference`).
 
   Attributes:
     loss: ``L(θ)``.
@@ -160,12 +140,11 @@ def _float_eps(dtype) -> float:
   return float(jnp.finfo(dtype).eps)
 
 
-def make_reference(loss: Callable, split: Split, n_dirs: int, eager: bool, jit: bool = True):
-  """Builds ``ref(params, dyn, key) -> Reference``.
+def make_eager_reference(loss: Callable, split: Split, n_dirs: int):
+  """Builds ``ref(params, dyn, key) -> Reference`` for a loss that cannot be traced abstractly.
 
-  ``eager``: the loss cannot be traced abstractly (discovery runs it for
-  real, the referee loops in Python). ``jit``: wrap the result in ``jax.jit``
-  (off when the caller jits it inside a larger function).
+  Discovery runs the loss for real (taps record their names as it runs), the
+  gradient is taken eagerly and the referee loops in Python. Nothing is cached.
   """
   split = split.structure()
 
@@ -174,14 +153,8 @@ def make_reference(loss: Callable, split: Split, n_dirs: int, eager: bool, jit: 
     return loss(p, *args, **kwargs)
 
   def ref(params, dyn, key):
-    if eager:
-      out, order, specs = _tap._discover_eager(call_loss, params, dyn)
-    else:
-      out, order, specs = _tap._discover(call_loss, params, dyn)
-    if tuple(out.shape) != () or not jnp.issubdtype(out.dtype, jnp.floating):
-      raise ValueError(
-          f"check: `loss(params, *args)` must return a floating-point scalar, got "
-          f"shape {tuple(out.shape)} dtype {out.dtype}. Reduce it (e.g. jnp.mean) inside the loss.")
+    out, order, specs = _tap._discover_eager(call_loss, params, dyn)
+    _require_scalar(out)
     eps0 = {n: jnp.zeros(s.shape, s.dtype) for n, s in specs.items()}
 
     def f(p, eps):
@@ -193,10 +166,99 @@ def make_reference(loss: Callable, split: Split, n_dirs: int, eager: bool, jit: 
         f, argnums=(0, 1), has_aux=True)(params, eps0)
     samples = None
     if n_dirs > 0:
-      samples = _referee(call_loss, params, dyn, key, value, g_params, n_dirs, eager)
+      samples = _referee(call_loss, params, dyn, key, value, g_params, n_dirs, True)
     return Reference(value, g_params, g_taps, tapped, samples, Static(Taps(tuple(order), specs)))
 
-  return jax.jit(ref) if jit and not eager else ref
+  return ref
+
+
+def _require_scalar(out):
+  if not (isinstance(out, jax.ShapeDtypeStruct) and tuple(out.shape) == ()
+          and jnp.issubdtype(out.dtype, jnp.floating)):
+    got = (f"shape {tuple(out.shape)} dtype {out.dtype}" if isinstance(out, jax.ShapeDtypeStruct)
+           else f"a {type(out).__name__}")
+    raise ValueError(
+        f"check: `loss(params, *args)` must return a floating-point scalar, got {got}. "
+        "Reduce it (e.g. jnp.mean) inside the loss.")
+
+
+def _with_args(fn: Callable, split: Split):
+  """``f(params, dyn) = fn(params, *args, **kwargs)`` with the arguments rebuilt from ``dyn``."""
+  split = split.structure()
+
+  def call(p, dyn):
+    args, kwargs = split.rebuild(dyn)
+    return fn(p, *args, **kwargs)
+
+  return call
+
+
+def trace_loss(loss: Callable, split: Split, params) -> TracedLoss:
+  """The loss traced at ``(params, split.dyn)`` with its taps marked, and its program key.
+
+  Raises:
+    ValueError: the loss does not return a floating-point scalar, or a tap error.
+    One of :data:`TRACE_ERRORS`: the loss cannot be traced abstractly.
+  """
+  traced = _tap.trace_taps(_with_args(loss, split), params, split.dyn)
+  _require_scalar(traced.out_aval)
+  return TracedLoss(traced, (_program_cache.program_key(traced.jaxpr), traced.in_tree))
+
+
+def compute_reference(loss: Callable, split: Split, n_dirs: int, params,
+                      seed) -> tuple[Reference, TracedLoss]:
+  """The :class:`Reference`, compiled once per loss program, and the traced loss.
+
+  The loss is traced on every call; the compiled reference is reused for
+  any loss that traces to the same program (constants are arguments). Its
+  taps are those of this trace. ``seed`` is the referee's seed (``np.uint32``).
+  """
+  tl = trace_loss(loss, split, params)
+  fn = cached(("reference", tl.key, n_dirs), lambda: jax.jit(_traced_reference(tl.traced, n_dirs)))
+  ref = fn(tl.traced.consts, params, split.dyn, seed)
+  taps = Taps(tuple(tl.traced.order), dict(tl.traced.specs))
+  return ref._replace(taps=Static(taps)), tl
+
+
+def _traced_reference(traced: _tap.Traced, n_dirs: int):
+  """``ref(consts, params, dyn, key) -> Reference`` (no taps) evaluating the traced loss."""
+  traced = traced._replace(consts=())     # kept in the cache: the program, not its data
+
+  def ref(consts, params, dyn, key):
+    def f(p, eps):
+      return _tap.call_traced(traced, consts, (p, dyn), eps)
+
+    def call_loss(p, dyn_):
+      return _tap.call_traced(traced, consts, (p, dyn_), {})[0]
+
+    eps0 = {n: jnp.zeros(s.shape, s.dtype) for n, s in traced.specs.items()}
+    (value, tapped), (g_params, g_taps) = jax.value_and_grad(
+        f, argnums=(0, 1), has_aux=True)(params, eps0)
+    samples = None
+    if n_dirs > 0:
+      samples = _referee(call_loss, params, dyn, key, value, g_params, n_dirs, False)
+    return Reference(value, g_params, g_taps, tapped, samples, Static(None))
+
+  return ref
+
+
+def trace_derivation(derivation: Callable, params, split: Split):
+  """The derivation traced at ``(params, split.dyn)``: ``(fn, dsplit, key)``.
+
+  ``fn(params, *dargs, **dkwargs)`` with ``dargs, dkwargs = dsplit.rebuild(dsplit.dyn)``
+  evaluates the traced program; ``dsplit`` carries the program's constants
+  as a leading traced argument, so a compiled function around ``fn`` holds
+  no data and is reused for every derivation with the same program ``key``.
+  """
+  program = _program_cache.trace(_with_args(derivation, split), params, split.dyn)
+  args, kwargs = split.rebuild(split.dyn)
+  dsplit = Split((program.consts,) + tuple(args), kwargs)
+  program = program._replace(consts=(), out_shape=None)   # kept in the cache: no data
+
+  def fn(p, consts, *args_, **kwargs_):
+    return _program_cache.evaluate(program, consts, p, Split(args_, kwargs_).dyn)
+
+  return fn, dsplit, program.key
 
 
 def _signs(n: int, salt, dtype):
@@ -257,22 +319,6 @@ def _referee(call_loss, params, dyn, key, value, g_params, n_dirs, eager):
     vals = jax.lax.map(one, (jnp.asarray(js), jnp.asarray(ss)))
   return RefereeSamples(vals.reshape(n_dirs, 4).astype(dtype), dots.astype(dtype), h, g_norm,
                         jnp.asarray(total, dtype), value)
-
-
-def make_loss_eps(loss: Callable, split: Split, eager: bool):
-  """``f(params, dyn, eps) -> loss`` with tap perturbations ``eps`` (jitted unless ``eager``).
-
-  The kink probes evaluate it at single-element perturbations of a parameter
-  leaf or a tap; it compiles like one forward pass.
-  """
-  split = split.structure()
-
-  def f(params, dyn, eps):
-    args, kwargs = split.rebuild(dyn)
-    with _tap._Context("perturb", eps):
-      return loss(params, *args, **kwargs)
-
-  return f if eager else jax.jit(f)
 
 
 def one_sided(base, vals, h, eps_rel):
