@@ -55,7 +55,7 @@ class Plan(NamedTuple):
   dropout_mode: str
   patience: int | None            # None: no best-params tracking, no early stopping
   has_val: bool
-  task: str | None                # "softmax", "binary" or None (no accuracy)
+  task: str | None                # "softmax", "binary", "binary_logits" or None (no accuracy)
 
 
 class TrainState(NamedTuple):

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxreg import _losses
 from jaxreg._mlp import MLP
 from jaxreg._trainer.config import TrainConfig
 from jaxreg._trainer.model import Model
@@ -105,6 +106,8 @@ def check_data(model, data, argname: str, dtype) -> tuple[Array, Array]:
       raise ValueError(
           f"`{argname}` {name} has {int(bad.sum())} non-finite values (NaN or inf) in "
           f"{rows.size} rows, first rows {rows[:5].tolist()}; clean or drop them first.")
+  if isinstance(model, MLP):   # targets inside the loss's domain (BCE in [0, 1], softmax rows)
+    _losses.check_targets(model.loss_fn, np.asarray(t), argname=f"{argname}[1]")
   return jnp.asarray(x, dtype), jnp.asarray(t, dtype)
 
 

@@ -86,7 +86,7 @@ def as_model(model, fname: str):
 
 # ------------------------------------------------------------------ tasks
 def task_of(model, t) -> str | None:
-  """Which accuracy the history reports: ``"softmax"`` (argmax), ``"binary"`` or ``None``.
+  """Which accuracy the history reports: ``"softmax"`` (argmax), ``"binary"``, ``"binary_logits"`` or ``None``.
 
   An MLP: from its loss (softmax CE → argmax, binary CE → per-output
   ``(y > ½) == (t > ½)``). A ``Model`` with ``apply``: argmax accuracy when the
@@ -97,6 +97,8 @@ def task_of(model, t) -> str | None:
       return "softmax"
     if model.loss_fn is _losses.binary_cross_entropy:
       return "binary"
+    if model.loss_fn is _losses.binary_cross_entropy_with_logits:
+      return "binary_logits"
     return None
   if model.apply is None or t.ndim != 2 or t.shape[1] < 2:
     return None
@@ -108,7 +110,7 @@ def task_of(model, t) -> str | None:
 def accuracy(task: str, y, t):
   if task == "softmax":
     return jnp.mean(jnp.argmax(y, -1) == jnp.argmax(t, -1))
-  return jnp.mean((y > 0.5) == (t > 0.5))
+  return jnp.mean((y > (0.0 if task == "binary_logits" else 0.5)) == (t > 0.5))
 
 
 # ---------------------------------------------------------------- dropout
