@@ -4,7 +4,7 @@ import dataclasses
 import json
 import os
 import pathlib
-import subprocess
+import runpy
 import sys
 import tempfile
 import textwrap
@@ -189,12 +189,15 @@ def test_outcome_in_a_few_words():
       "error: derivation raised KeyError: 'z'"
 
 
-def test_python_m_jaxreg_check(tmp_path):
+def test_python_m_jaxreg_check(tmp_path, capsys, monkeypatch):
+  # `python -m jaxreg` runs jaxreg/__main__.py as __main__: done here in-process (a fresh
+  # interpreter would only re-import jax), with the command line it would see.
   f = _write(tmp_path / "good.py", GOOD)
-  p = subprocess.run([sys.executable, "-m", "jaxreg", "check", "-q", str(f)],
-                     capture_output=True, text=True, timeout=120, check=False)
-  assert p.returncode == 0, p.stderr
-  assert "2 met" in p.stdout
+  monkeypatch.setattr(sys, "argv", ["python -m jaxreg", "check", "-q", str(f)])
+  with pytest.raises(SystemExit) as exit_:
+    runpy.run_module("jaxreg", run_name="__main__", alter_sys=True)
+  assert exit_.value.code == 0, capsys.readouterr().err
+  assert "2 met" in capsys.readouterr().out
 
 
 # --- --json never destroys anything, and is judged before anything runs --------------------------
