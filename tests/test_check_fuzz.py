@@ -31,12 +31,6 @@ ZERO_GRAD_REGRESSION = (0, 9)
 # through a norm layer), now judged against the whole computation's scale.
 SINGLE_KNOWN = {477: "rounding"}
 
-PROBE_CAP_REASON = (
-    "false alarm class 'probe cap': composite kinks are now judged (seeds 0, 3, 4 pass), but a "
-    "row left unprobed once the per-check probe cap (max_probes_total) is spent stays wrong "
-    "(--family composite --seed 42: params['b5'], 'not probed for kinks (probe cap reached)')")
-
-
 def _seeds(n, family, extra=()):
   """``n`` seeds, ``PER_ARCH`` per architecture, half of the architectures able to kink."""
   per = min(PER_ARCH, max(1, n))
@@ -131,7 +125,6 @@ def test_cancellation_rows_are_not_false_alarms(seed):
   assert o.ok, f"[{o.alarm_class}] {list(o.bad_rows)}"
 
 
-@pytest.mark.xfail(strict=True, reason=PROBE_CAP_REASON)
 def test_composite_kink_models_have_no_false_alarms():
   outs = _outcomes("composite")
   assert sum(o.n_kink for o in outs) > 0
@@ -165,7 +158,7 @@ def test_zero_gradient_models_planted_errors_found():
 
 def test_known_false_alarms_are_only_the_known_classes():
   # Whatever the checker flags on correct derivations must be a class named above (today only
-  # the probe cap, see the xfail); any other false alarm is a new bug.
+  # the probe cap); any other false alarm is a new bug.
   outs = _outcomes("composite") + _outcomes("zero_grad")
   known = ("composite_kink", "probe_cap", "zero_grad_row", "rounding")
   other = [o for o in outs if not o.ok and o.alarm_class not in known]

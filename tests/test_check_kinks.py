@@ -107,6 +107,15 @@ def test_probe_cap_is_reported():
   assert "probed (cap)" in r.row("x2").note
 
 
+def test_rows_past_the_total_probe_cap_still_get_one_probe_and_no_false_alarm():
+  p, x1, t = seeds.s0_data(m=40, hit_zero=True)
+  x1 = x1.at[:30].set(0.0)
+  r = jaxreg.check(seeds.s0_derivation, seeds.s0_loss, p, x1, t, max_probes=4, max_probes_total=1)
+  capped = [row for row in r.rows if row.note and "probe cap reached" in row.note]
+  assert r.ok, str(r)
+  assert capped and all(row.verdict == "kink" for row in capped), str(r)
+
+
 # --------------------------------------------------------------- no false alarms
 # Three shape × activation combinations (each compiles once); many values and scales.
 # Weight scales up to 3 for tanh: far beyond, 1 − tanh² is computed with a relative error

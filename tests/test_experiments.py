@@ -75,7 +75,7 @@ def test_leaky_structure_and_no_one_plus_alpha_to_the_n(leak):
 
 
 def test_activation_curves(curves):
-  assert [c.name for c in curves.curves] == [repr(a) for a in activation_plots.ACTIVATIONS]
+  assert [c.name for c in curves.curves] == [repr(a) for a in activation_plots.default_activations()]
   assert curves.x[0] == -5 and curves.x[-1] == 5 and curves.x.shape == (201,)
   sig = curves.curve("sigmoid")
   assert sig.df_max == 0.25 and sig.df_argmax == 0.0

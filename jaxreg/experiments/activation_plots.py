@@ -18,9 +18,16 @@ import numpy as np
 from jaxreg import _activations
 from jaxreg.experiments._report import FAILS, HOLDS, Section, fmt, markdown_table
 
-#: S1's four activations, Leaky ReLU with S1.4's slope 0.01 and derivative 0.01 at 0.
-ACTIVATIONS = (_activations.sigmoid, _activations.tanh, _activations.relu,
-               _activations.leaky_relu(0.01).with_kink_value(0.01))
+def default_activations() -> tuple:
+  """S1's four activations, Leaky ReLU with S1.4's slope 0.01 and derivative 0.01 at 0.
+
+  A function, not a constant: building (and so verifying) an activation runs JAX,
+  which must not happen at import (``jax.distributed.initialize`` must come first).
+  """
+  return (_activations.sigmoid, _activations.tanh, _activations.relu,
+          _activations.leaky_relu(0.01).with_kink_value(0.01))
+
+
 #: Largest |closed form − jax.grad| accepted away from kinks, in float64.
 TOLERANCE = 1e-12
 
@@ -60,12 +67,12 @@ class Result(NamedTuple):
     raise KeyError(f"no curve {name!r}; curves {[c.name for c in self.curves]}.")
 
 
-def activation_curves(activations: Sequence = ACTIVATIONS, *, x_min: float = -5.0,
+def activation_curves(activations: Sequence | None = None, *, x_min: float = -5.0,
                       x_max: float = 5.0, n_points: int = 1001) -> Result:
   """Each activation and its closed-form derivative on an even grid, float64.
 
   Args:
-    activations: activations or names.
+    activations: activations or names; ``None``: :func:`default_activations`.
     x_min: left end of the grid.
     x_max: right end, ``> x_min``.
     n_points: grid points, ``>= 2`` (the default grid contains 0).
@@ -83,6 +90,8 @@ def activation_curves(activations: Sequence = ACTIVATIONS, *, x_min: float = -5.
     raise ValueError(f"activation_curves: need `x_min` < `x_max`, got {x_min} and {x_max}.")
   if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 2:
     raise ValueError(f"activation_curves: `n_points` must be an int >= 2, got {n_points!r}.")
+  if activations is None:
+    activations = default_activations()
   acts = [_activations.get(a, argname="activation_curves: activations[i]") for a in activations]
   x = np.linspace(x_min, x_max, n_points)
   curves = []

@@ -25,7 +25,7 @@ PROBES = (
     Probe("sigmoid, Glorot", "sigmoid", "glorot_uniform"),
     Probe("tanh, Glorot", "tanh", "glorot_uniform"),
     Probe("relu, He", "relu", "he_normal"),
-    Probe("leaky relu (α = 0.01), He", _activations.leaky_relu(0.01), "he_normal"),
+    Probe("leaky relu (α = 0.01), He", "leaky_relu", "he_normal"),
     Probe("relu, Glorot (weights too small for relu)", "relu", "glorot_uniform"),
     Probe("relu, He × 1.5 (weights too large)", "relu", "he_normal", 1.5),
 )
