@@ -157,8 +157,8 @@ def test_zero_gradient_models_planted_errors_found():
 
 
 def test_known_false_alarms_are_only_the_known_classes():
-  # Whatever the checker flags on correct derivations must be a class named above (today only
-  # the probe cap); any other false alarm is a new bug.
+  # The tests above assert there are no false alarms in these families at all; should one come
+  # back, it must be of a class an earlier checker had: any other false alarm is a new bug.
   outs = _outcomes("composite") + _outcomes("zero_grad")
   known = ("composite_kink", "probe_cap", "zero_grad_row", "rounding")
   other = [o for o in outs if not o.ok and o.alarm_class not in known]
