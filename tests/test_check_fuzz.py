@@ -23,8 +23,12 @@ N = int(os.environ.get("JAXREG_FUZZ_N", "12"))
 PER_ARCH = 4 if N <= 64 else fm.SEEDS_PER_ARCH
 
 # Regression seeds: correct derivations an earlier checker judged `wrong` (composite kinks,
-# the probe cap, zero-gradient rows next to a norm layer).
-COMPOSITE_REGRESSION = (0, 3, 4, 42)
+# the probe cap, zero-gradient rows next to a norm layer). Composite 38, 57 and 207: parameter
+# rows behind stacked kinks with an L2 penalty around the tap downstream (judged `wrong`);
+# 47 and 49: a planted "mean instead of sum" in ∂L/∂b0 that lies between the loss's one-sided
+# derivatives (a dead leaky-ReLU column) but does not follow from the derivation's own ∂L/∂z0
+# (judged `kink`, so missed).
+COMPOSITE_REGRESSION = (0, 3, 4, 38, 42, 47, 49, 57, 207)
 ZERO_GRAD_REGRESSION = (0, 9)
 # Single-kink seeds with a false alarm an earlier checker raised, by class (scripts/fuzz_check.py
 # finds them): 'rounding' is a row far smaller than the terms summed into it (cancellation

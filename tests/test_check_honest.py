@@ -11,6 +11,8 @@ import pytest
 import jaxreg
 from jaxreg._checker import tolerance
 
+import _check_seeds as seeds
+
 # ------------------------------------------------ batch norm and layer norm with a bias before
 
 EPS = 1e-5
@@ -133,6 +135,51 @@ def test_values_no_combination_of_conventions_gives_stay_wrong(plant, first):
   assert r.first_wrong == first, str(r)
   assert "nor a product of valid conventions" in r.row(first).note or \
       "not a kink" in r.row(first).note
+
+
+def _penalised_loss(p, x, t):
+  return _hinge_loss(p, x, t) + 0.1 * jnp.sum((p["b"] - 1.0) ** 2)
+
+
+def _penalised_derivation(p, x, t, **conventions):
+  s = _hinge_derivation(p, x, t, **conventions)
+  s["params"]["b"] = s["params"]["b"] + 0.2 * (p["b"] - 1.0)
+  return s
+
+
+def test_composite_kink_on_a_parameter_row_with_a_penalty_around_the_tap():
+  # ∂L/∂b[0] composes the two conventions through z, plus the penalty that bypasses z.
+  p, x, t = _hinge_data()
+  r = jaxreg.check(_penalised_derivation, _penalised_loss, p, x, t)
+  assert r.ok, str(r)
+  b = r.row("params['b']")
+  assert b.verdict == "kink" and "composite kink at element [0]" in b.note
+  assert "along the paths around z" in b.note
+
+
+@pytest.mark.parametrize("plant,first", [({"relu_at_0": 2.0}, "z"), ({"hinge_at_0": 3.0}, "s")])
+def test_with_a_penalty_values_no_combination_gives_stay_wrong(plant, first):
+  p, x, t = _hinge_data()
+  r = jaxreg.check(functools.partial(_penalised_derivation, **plant), _penalised_loss, p, x, t)
+  assert r.first_wrong == first, str(r)
+  assert r.row("params['b']").verdict == "wrong"
+
+
+def test_a_parameter_row_must_follow_from_the_users_own_step():
+  # ∂L/∂x2 takes relu'(0) = 1, ∂L/∂B takes ½ at the same element: each lies between the loss's
+  # one-sided derivatives, but the smooth step x2 → B does not carry the one into the other.
+  p, x1, t = seeds.s0_data(hit_zero=True)
+
+  def mixed(params, x1, t):
+    s = seeds.s0_derivation(params, x1, t)
+    x2 = x1 @ params["A"] + params["B"]
+    s["params"]["B"] = (s["x3"] * seeds.heaviside(x2, 0.5)).sum(0)
+    return s
+
+  r = jaxreg.check(mixed, seeds.s0_loss, p, x1, t)
+  assert r.first_wrong == "params['B']", str(r)
+  assert r.row("x2").verdict == "kink"
+  assert "does not follow from your ∂L/∂x2" in r.row("params['B']").note
 
 
 # ------------------------------------------------ non-finite inputs and unreadable outputs

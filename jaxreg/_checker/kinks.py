@@ -6,31 +6,48 @@ The largest mismatches of a wrong row (at most ``max_probes`` per row,
 element — a parameter entry or a tap perturbation, ``h = δ·max(|value|,
 mean |value|, 1e-3)`` with ``δ = 1e-6`` in float64 (``3e-3`` otherwise) — and
 the one-sided derivatives are Richardson-extrapolated
-(:func:`jaxreg._checker.reference.one_sided`). The element is a kink when
+(:func:`jaxreg._checker.reference.one_sided`). Three rules, in order:
 
+* **the user's own step**: take the nearest tapped quantity ``d``
+  downstream that the element moves, when its row is ``ok`` or ``kink``
+  (its values are valid conventions). Holding ``d`` at its value (the tap's
+  perturbation cancels the move exactly) gives the derivative along every
+  path around ``d``, such as a penalty term. Where that and the step from
+  the element to ``d`` are smooth, the element's true value is ``∂L/∂d``
+  carried through the step plus the paths around it, so the user's value
+  must be *their own* ``∂L/∂d`` carried the same way: then it is a kink
+  (valid conventions at the kinks beyond ``d`` compose), otherwise wrong —
+  even where it happens to lie between the loss's one-sided derivatives,
+  as a ``mean`` for a ``sum`` can at a dead leaky-ReLU column: the steps
+  of the derivation then do not chain;
 * **simple**: the loss's one-sided derivatives jump far above their error
-  estimate and the user's value lies between them (a valid subgradient); or
-* **composite**: two kinks meet in one sample (a ReLU at exactly 0 feeding a
-  hinge at exactly 0), so a product of valid local conventions may lie
-  outside the loss's one-sided derivatives. Through a tapped quantity ``d``
-  downstream whose row is ``ok`` or ``kink``, the valid values are the
-  user's own ``∂L/∂d`` carried back through the one-sided derivatives of
-  ``d`` with respect to this element: per element of ``d`` anything between
-  ``g·∂⁺d`` and ``g·∂⁻d``, summed. The element is a composite kink when the
-  user's value lies in that range, the reference lies in the range built
-  from the reference's ``∂L/∂d`` (so ``d`` carries every path from this
-  element to the loss — no penalty term bypasses it), and some kink is
-  involved (the one-sided derivatives of ``d`` differ, or the user's
-  ``∂L/∂d`` is itself a convention where this element moves ``d``).
+  estimate and the user's value lies between them (a valid subgradient);
+* **composite through a kinked step**: two kinks meet in one sample (a ReLU
+  at exactly 0 feeding a hinge at exactly 0), so a product of valid local
+  conventions may lie outside the loss's one-sided derivatives. Through a
+  tapped quantity ``d`` downstream whose row is ``ok`` or ``kink``, the
+  valid values are the user's own ``∂L/∂d`` carried back through the
+  one-sided derivatives of ``d`` with respect to this element: per element
+  of ``d`` anything between ``g·∂⁺d`` and ``g·∂⁻d``, summed (plus the smooth
+  paths around ``d`` for the nearest one). The element is a composite kink
+  when the user's value lies in that range, the reference lies in the range
+  built from the reference's ``∂L/∂d`` (so nothing unmeasured bypasses
+  ``d``), and some kink is involved (the one-sided derivatives of ``d``
+  differ, or the user's ``∂L/∂d`` is itself a convention where this element
+  moves ``d``).
 
-A value that no combination gives stays ``wrong``. A row stops being probed
-at its first element that is no kink, so a wrong row costs four evaluations.
+A value that no combination gives stays ``wrong``. Composite kinks are
+recognised only through tapped quantities: a derivation that returns only
+the parameter gradient, with two kinks met in one sample, can be judged
+``wrong`` where it takes valid conventions. A row stops being probed at its
+first element that is no kink, so a wrong row costs four to eight
+evaluations.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -101,6 +118,9 @@ def make_probe_fn(loss: Callable, split: "_check_ref.Split",
   return f
 
 
+_STEPS = (1.0, -1.0, 2.0, -2.0)    # multiples of h at which one element is probed
+
+
 class Prober:
   """Evaluates the loss and its taps along one element of a parameter or a tap."""
 
@@ -115,24 +135,35 @@ class Prober:
     self.base = float(base_loss)
     self.base_taps = base_taps
 
-  def at(self, key, i: int, h: float) -> list:
-    """``[(L, taps)]`` at steps ``+h, −h, +2h, −2h`` along flat element ``i`` of ``key``."""
+  def at(self, key, i: int, h: float, hold: str | None = None, moved: list | None = None) -> list:
+    """``[(L, taps)]`` at steps ``+h, −h, +2h, −2h`` along flat element ``i`` of ``key``.
+
+    With ``hold`` (a tap downstream) and ``moved`` (this method's own output
+    without it), the tap is held at its base value: each step adds
+    ``base − moved`` to it, which gives the base value exactly (the
+    difference of two nearby floats is exact), so the loss then changes only
+    along the paths that bypass ``hold``.
+    """
     out = []
-    for step in (1.0, -1.0, 2.0, -2.0):
+    for k, step in enumerate(_STEPS):
+      params, eps = self.params, dict(self.eps0)
       if key.kind == "param":
         q = key.index
         if q not in self.host:
           self.host[q] = np.asarray(self.leaves[q])
         x = self.host[q].copy()
         x.flat[i] += step * h
-        moved = list(self.leaves)
-        moved[q] = jnp.asarray(x)
-        out.append(self.fn(jax.tree_util.tree_unflatten(self.treedef, moved), self.dyn, self.eps0))
+        leaves = list(self.leaves)
+        leaves[q] = jnp.asarray(x)
+        params = jax.tree_util.tree_unflatten(self.treedef, leaves)
       else:
         spec = self.specs[key.name]
         z = np.zeros(spec.shape, spec.dtype)
         z.flat[i] = step * h
-        out.append(self.fn(self.params, self.dyn, {**self.eps0, key.name: jnp.asarray(z)}))
+        eps[key.name] = jnp.asarray(z)
+      if hold is not None:
+        eps[hold] = self.base_taps[hold] - moved[k][1][hold]
+      out.append(self.fn(params, self.dyn, eps))
     return out
 
 
@@ -144,6 +175,79 @@ def _where(i: int, shape) -> str:
 def append_note(row: Row, text: str):
   """Adds ``text`` to the row's note."""
   row.note = (row.note + "; " if row.note else "") + text
+
+
+class OneSided(NamedTuple):
+  """One-sided derivatives along one element (floats, or arrays over a tap's elements).
+
+  Attributes:
+    fwd, bwd: the (+) and (−) one-sided derivatives.
+    margin: a bound on the error of each.
+  """
+
+  fwd: Any
+  bwd: Any
+  margin: Any
+
+  @classmethod
+  def estimate(cls, base, moved, h: float, eps_rel: float) -> "OneSided":
+    """From the base value(s) and ``moved[..., k]`` at the steps ``_STEPS`` (times ``h``)."""
+    return cls(*_check_ref.one_sided(np.asarray(base, np.float64), moved, h, eps_rel))
+
+  def jumps(self, tol: float = 0.0):
+    """Where the two sides differ far beyond their error: a kink."""
+    return np.abs(self.fwd - self.bwd) > 4 * (self.margin + tol)
+
+
+class Step(NamedTuple):
+  """How one element reaches the loss through a tapped quantity downstream.
+
+  Attributes:
+    tap: the row of the tapped quantity ``d``.
+    jac: one-sided derivatives of ``d`` (flat) with respect to the element.
+    bypass: the loss's one-sided derivatives with ``d`` held at its value —
+      the paths around ``d``, such as a penalty term — when measured (and
+      smooth); ``None`` when not measured, and then the reference must show
+      that no path bypasses ``d``.
+  """
+
+  tap: Judged
+  jac: OneSided
+  bypass: OneSided | None
+
+  def carry(self, g, eps_rel: float) -> tuple[float, float, float]:
+    """``(lo, hi, margin)`` of ``Σ_k g_k·∂d_k`` (plus the bypass) over either side at each ``k``.
+
+    Any value in ``[lo, hi]`` takes, at every element of ``d`` with a kink
+    between it and this element, some value between the one-sided ones.
+    """
+    g = np.asarray(g, np.float64).ravel()
+    a, b = g * self.jac.fwd, g * self.jac.bwd
+    lo, hi = float(np.sum(np.minimum(a, b))), float(np.sum(np.maximum(a, b)))
+    margin = float(np.sum(np.abs(g) * self.jac.margin)) + \
+        8 * eps_rel * float(np.sum(np.maximum(np.abs(a), np.abs(b))))
+    if self.bypass is not None:
+      mid = 0.5 * (self.bypass.fwd + self.bypass.bwd)
+      lo, hi = lo + mid, hi + mid
+      margin += float(self.bypass.margin) + 0.5 * abs(self.bypass.fwd - self.bypass.bwd)
+    return lo, hi, margin
+
+  def around(self) -> float:
+    """The derivative along the paths around ``d`` (0 when not measured)."""
+    return 0.0 if self.bypass is None else 0.5 * float(self.bypass.fwd + self.bypass.bwd)
+
+
+class Finding(NamedTuple):
+  """What probing one element found.
+
+  Attributes:
+    kink: the element's value is a valid convention (else it is wrong).
+    text: for a kink, a note when conventions compose (``None`` for a simple
+      kink); otherwise why it is wrong.
+  """
+
+  kink: bool
+  text: str | None
 
 
 def probe(judged: list[Judged], prober_fn: Callable[[], Prober], dtype, scale: float,
@@ -173,9 +277,6 @@ def probe(judged: list[Judged], prober_fn: Callable[[], Prober], dtype, scale: f
       append_note(j.row, "probe cap reached: only its largest mismatch probed")
     vals = np.asarray(base_values(j), np.float64).ravel()
     mean = float(np.mean(np.abs(vals))) if vals.size else 1.0
-    u_flat = np.asarray(j.user, np.float64).ravel()
-    r_flat = np.asarray(j.ref, np.float64).ravel()
-    shape = tuple(np.shape(j.ref))
     probed, why, notes = 0, None, []
     for i in j.candidates:
       if budget <= 0:
@@ -183,33 +284,13 @@ def probe(judged: list[Judged], prober_fn: Callable[[], Prober], dtype, scale: f
       budget -= 1
       probed += 1
       h = delta * max(abs(float(vals[i])), mean, 1e-3)
-      points = prober.at(j.slot.key, i, h)
-      losses = np.asarray([float(p[0]) for p in points], np.float64)
-      f, b, m = _check_ref.one_sided(prober.base, losses[None, :], np.asarray([h]), eps_rel)
-      fwd, bwd, margin = float(f[0]), float(b[0]), float(m[0])
-      u_i, r_i = float(u_flat[i]), float(r_flat[i])
-      tol_i = j.tol.atol + j.tol.rtol * max(abs(r_i), j.tol.floor * scale)
-      lo, hi = min(fwd, bwd), max(fwd, bwd)
-      mm = margin + tol_i
-      is_kink = hi - lo > 4 * mm
-      if is_kink and lo - mm <= u_i <= hi + mm:
-        j.kinks.append(i)
-        continue
-      composite = _composite(j, i, u_i, r_i, tol_i, h, points, prober, judged, eps_rel)
-      if composite is not None:
-        j.kinks.append(i)
-        notes.append(f"composite kink at {_where(i, shape)}: yours, {u_i:.6g}, {composite}; "
-                     f"the loss's own one-sided derivatives there are {fwd:.6g} (+) and "
-                     f"{bwd:.6g} (−)")
-        continue
-      if is_kink:
-        why = (f"at {_where(i, shape)} there is a kink (one-sided derivatives {fwd:.6g} (+) and "
-               f"{bwd:.6g} (−)) but yours, {u_i:.6g}, is not between them, nor a product of "
-               "valid conventions at the kinks it passes through")
-      else:
-        why = (f"not a kink: at {_where(i, shape)} both one-sided derivatives are "
-               f"{fwd:.6g} (+) and {bwd:.6g} (−)")
-      break
+      found = _element(j, i, h, prober, judged, scale, eps_rel)
+      if not found.kink:
+        why = found.text
+        break
+      j.kinks.append(i)
+      if found.text is not None:
+        notes.append(found.text)
     if why is not None:
       append_note(j.row, why)
       continue
@@ -225,52 +306,133 @@ def probe(judged: list[Judged], prober_fn: Callable[[], Prober], dtype, scale: f
       append_note(j.row, n)
 
 
-def _composite(j: Judged, i: int, u_i: float, r_i: float, tol_i: float, h: float, points,
-               prober: Prober, judged: list[Judged], eps_rel: float) -> str | None:
-  """How ``u_i`` composes from valid local conventions through a downstream tap, or ``None``."""
+def _element(j: Judged, i: int, h: float, prober: Prober, judged: list[Judged], scale: float,
+             eps_rel: float) -> Finding:
+  """Whether the mismatch at flat element ``i`` of row ``j`` is a kink.
+
+  In order: the step to the nearest tapped quantity ``d`` downstream that the
+  element moves, when ``d``'s row is ``ok`` or ``kink`` — where that step
+  (and every path around ``d``) is smooth it decides alone: the value must be
+  the user's own ``∂L/∂d`` carried through it; then a simple kink (between
+  the loss's one-sided derivatives); then a composite kink through any ``d``
+  downstream whose row is ``ok`` or ``kink``.
+  """
+  shape = tuple(np.shape(j.ref))
+  u_i = float(np.asarray(j.user, np.float64).ravel()[i])
+  r_i = float(np.asarray(j.ref, np.float64).ravel()[i])
+  tol_i = j.tol.atol + j.tol.rtol * max(abs(r_i), j.tol.floor * scale)
+  points = prober.at(j.slot.key, i, h)
+  fwd, bwd, margin = _loss_along(prober, points, h, eps_rel)
+  lo, hi = min(fwd, bwd), max(fwd, bwd)
+  mm = margin + tol_i
+  is_kink = hi - lo > 4 * mm
+  between = is_kink and lo - mm <= u_i <= hi + mm
+  steps = [_step(d, h, points, prober, eps_rel) for d in _downstream(j, judged)]
+  steps = [s for s in steps if s is not None]
+
+  def composite(found: Finding) -> Finding:
+    return Finding(True, f"composite kink at {_where(i, shape)}: yours, {u_i:.6g}, {found.text}; "
+                   f"the loss's own one-sided derivatives there are {fwd:.6g} (+) and "
+                   f"{bwd:.6g} (−)")
+
+  nearest = steps[0] if steps else None
+  if nearest is not None and nearest.tap.row.verdict in ("ok", "kink"):
+    held = prober.at(j.slot.key, i, h, hold=nearest.tap.slot.key.name, moved=points)
+    bypass = _loss_along(prober, held, h, eps_rel)
+    if not bypass.jumps(tol_i):
+      found = _through(nearest._replace(bypass=bypass), u_i, r_i, tol_i, eps_rel)
+      if found is not None and found.kink:
+        return Finding(True, None) if between else composite(found)
+      if found is not None:
+        return Finding(False, f"at {_where(i, shape)}, {found.text}" + (
+            f"; yours lies between the loss's own one-sided derivatives ({fwd:.6g} (+), "
+            f"{bwd:.6g} (−)), but not with the conventions your own steps took" if between
+            else ""))
+  if between:
+    return Finding(True, None)
+  for s in steps:
+    found = _through(s, u_i, r_i, tol_i, eps_rel)
+    if found is not None and found.kink:
+      return composite(found)
+  if is_kink:
+    return Finding(False, f"at {_where(i, shape)} there is a kink (one-sided derivatives "
+                   f"{fwd:.6g} (+) and {bwd:.6g} (−)) but yours, {u_i:.6g}, is not between "
+                   "them, nor a product of valid conventions at the kinks it passes through")
+  return Finding(False, f"not a kink: at {_where(i, shape)} both one-sided derivatives are "
+                 f"{fwd:.6g} (+) and {bwd:.6g} (−)")
+
+
+def _loss_along(prober: Prober, points, h: float, eps_rel: float) -> OneSided:
+  """The loss's one-sided derivatives (floats) from the probe ``points``."""
+  losses = np.asarray([[float(p[0]) for p in points]], np.float64)
+  est = OneSided.estimate(prober.base, losses, np.asarray([h]), eps_rel)
+  return OneSided(*(float(v[0]) for v in est))
+
+
+def _downstream(j: Judged, judged: list[Judged]) -> list[Judged]:
+  """The tap rows downstream of row ``j``, nearest first."""
   me = judged.index(j)
-  if j.slot.key.kind == "tap":
-    downstream = [d for d in reversed(judged[:me]) if d.slot.key.kind == "tap"]
-  else:
-    downstream = [d for d in reversed(judged) if d.slot.key.kind == "tap"]
-  for d in downstream:
-    if d.row.verdict not in ("ok", "kink"):
-      continue
-    name = d.slot.key.name
-    base = np.asarray(prober.base_taps[name], np.float64).ravel()
-    moved = np.stack([np.asarray(p[1][name], np.float64).ravel() for p in points], axis=-1)
-    jf, jb, jm = _check_ref.one_sided(base, moved, h, eps_rel)
-    if not (np.all(np.isfinite(jf)) and np.all(np.isfinite(jb))):
-      continue
-    if not (np.any(jf != 0) or np.any(jb != 0)):
-      continue          # this element does not move d
-    g_u = np.asarray(d.user, np.float64).ravel()
-    g_r = np.asarray(d.ref, np.float64).ravel()
+  rows = judged[:me] if j.slot.key.kind == "tap" else judged
+  return [d for d in reversed(rows) if d.slot.key.kind == "tap"]
 
-    def interval(g):
-      a, b = g * jf, g * jb
-      m = float(np.sum(np.abs(g) * jm))
-      return float(np.sum(np.minimum(a, b))), float(np.sum(np.maximum(a, b))), m
 
-    lo_r, hi_r, m_r = interval(g_r)
-    if not lo_r - m_r - tol_i <= r_i <= hi_r + m_r + tol_i:
-      continue          # d does not carry every path from here to the loss
-    lo_u, hi_u, m_u = interval(g_u)
-    if not lo_u - m_u - tol_i <= u_i <= hi_u + m_u + tol_i:
-      continue
-    moves = (np.abs(jf) > jm) | (np.abs(jb) > jm)
-    local_kink = bool(np.any(np.abs(jf - jb) > 4 * jm + 1e-300))
-    d_kinked = d.row.verdict == "kink" and bool(np.any(moves & (g_u != g_r)))
-    if not (local_kink or d_kinked):
-      continue
-    plus, minus = float(np.sum(g_u * jf)), float(np.sum(g_u * jb))
+def _step(d: Judged, h: float, points, prober: Prober, eps_rel: float) -> Step | None:
+  """The step from the probed element to tap ``d`` (the one-sided derivatives of ``d``, from
+  the probe ``points``), or ``None`` when the element does not move ``d``."""
+  name = d.slot.key.name
+  base = np.asarray(prober.base_taps[name], np.float64).ravel()
+  moved = np.stack([np.asarray(p[1][name], np.float64).ravel() for p in points], axis=-1)
+  jac = OneSided.estimate(base, moved, h, eps_rel)
+  if not (np.all(np.isfinite(jac.fwd)) and np.all(np.isfinite(jac.bwd))):
+    return None
+  if not (np.any(jac.fwd != 0) or np.any(jac.bwd != 0)):
+    return None          # this element does not move d
+  return Step(d, jac, None)
+
+
+def _through(step: Step, u_i: float, r_i: float, tol_i: float, eps_rel: float) -> Finding | None:
+  """Whether ``u_i`` is the user's ``∂L/∂d`` carried through ``step``, with some kink involved.
+
+  ``None`` when the step does not decide: the reference is not ``∂L/∂d``
+  carried through it (a path around ``d`` that was not measured), or the
+  value fits but no kink is involved, or it does not fit but the step itself
+  passes a kink or the paths around ``d`` were not measured (another rule may
+  still explain it). Otherwise a :class:`Finding` (its ``text`` the note).
+  """
+  d = step.tap
+  if d.row.verdict not in ("ok", "kink"):
+    return None
+  name = d.slot.key.name
+  g_u = np.asarray(d.user, np.float64).ravel()
+  g_r = np.asarray(d.ref, np.float64).ravel()
+  lo_r, hi_r, m_r = step.carry(g_r, eps_rel)
+  if not lo_r - m_r - tol_i <= r_i <= hi_r + m_r + tol_i:
+    return None
+  lo_u, hi_u, m_u = step.carry(g_u, eps_rel)
+  inside = lo_u - m_u - tol_i <= u_i <= hi_u + m_u + tol_i
+  jac = step.jac
+  local_kink = bool(np.any(jac.jumps() & (np.abs(jac.fwd - jac.bwd) > 1e-300)))
+  moves = (np.abs(jac.fwd) > jac.margin) | (np.abs(jac.bwd) > jac.margin)
+  d_kinked = d.row.verdict == "kink" and bool(np.any(moves & (g_u != g_r)))
+  around = step.around()
+  plus = float(np.sum(g_u * jac.fwd)) + around
+  minus = float(np.sum(g_u * jac.bwd)) + around
+  whose = f"your ∂L/∂{name}" + (" (itself a convention at its kink)" if d_kinked else "")
+  extra = (f", plus {around:.6g} along the paths around {name} (e.g. a penalty term)"
+           if step.bypass is not None and abs(around) > m_u + tol_i else "")
+  if inside and (local_kink or d_kinked):
     m = m_u + tol_i
     side = ("the one-sided (+) derivative" if abs(u_i - plus) <= m else
             "the one-sided (−) derivative" if abs(u_i - minus) <= m else
             "a convention between the one-sided derivatives")
-    whose = f"your ∂L/∂{name}" + (" (itself a convention at its kink)" if d_kinked else "")
     local = (f"{side} of {name} w.r.t. this element, which has a kink here" if local_kink
              else f"the derivative of {name} w.r.t. this element")
-    return (f"is {whose} carried through {local} (through + it gives {plus:.6g}, through − "
-            f"{minus:.6g}): local conventions compose")
-  return None
+    gives = (f"through + it gives {plus:.6g}, through − {minus:.6g}" if local_kink
+             else f"it gives {plus:.6g}")
+    return Finding(True, f"is {whose} carried through {local}{extra} ({gives}): local "
+                   "conventions compose")
+  if inside or local_kink or step.bypass is None:
+    return None
+  return Finding(False, f"yours, {u_i:.6g}, does not follow from {whose}: the step from here to "
+                 f"{name} is smooth, and your ∂L/∂{name} carried through it{extra} gives "
+                 f"{plus:.6g}, autodiff's gives {r_i:.6g}")
