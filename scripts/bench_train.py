@@ -30,7 +30,9 @@ Prints, in one run (float32, CPU):
 
 Every figure is the median of ``--repeats`` timed runs after one untimed
 warm-up (compilation excluded); the candidates of one row are timed in
-interleaved rounds, so that load from other processes hits them alike.
+interleaved rounds, in reverse order every other round, so that load from
+other processes (and the busy-waiting of a BLAS thread pool after the call
+before) hits them alike.
 ``--quick`` shrinks everything for a smoke run.
 
 Usage: python scripts/bench_train.py [--quick] [--repeats N]
@@ -81,10 +83,10 @@ def timed_rounds(fns, repeats=REPEATS):
   for fn in fns.values():
     fn()  # warm-up (compiles)
   times = {k: [] for k in fns}
-  for _ in range(repeats):
-    for k, fn in fns.items():
+  for r in range(repeats):
+    for k in (list(fns) if r % 2 == 0 else list(fns)[::-1]):  # each neighbour on both sides
       t0 = CLOCK()
-      fn()
+      fns[k]()
       times[k].append(CLOCK() - t0)
   return times
 
@@ -382,11 +384,11 @@ results = {}
 for sizes, batch, n, epochs in CASES:
   x, t = data(n, sizes)
   samples = epochs * (n // batch) * batch
-  fns = {"jaxreg": run_jaxreg(sizes, x, t, batch, epochs),
-         "jax": run_jax_scan(sizes, x, t, batch, epochs),
-         "numpy": run_numpy(sizes, x, t, batch, epochs)}
-  if HAVE_MODEL:
+  fns = {"jaxreg": run_jaxreg(sizes, x, t, batch, epochs)}
+  if HAVE_MODEL:  # right next to the MLP path, so that the pair sees the same load
     fns["model"] = run_jaxreg_model(sizes, x, t, batch, epochs)
+  fns["jax"] = run_jax_scan(sizes, x, t, batch, epochs)
+  fns["numpy"] = run_numpy(sizes, x, t, batch, epochs)
   work = {k: samples for k in fns}
   if sizes[0] < 500:
     m = PER_SAMPLE_N
