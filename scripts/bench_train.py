@@ -8,18 +8,21 @@ Prints, in one run (float32, CPU):
    ``jax.value_and_grad``, (b) a vectorised NumPy minibatch loop, (c) a NumPy
    per-sample loop in the style of Nielsen's network2.py, (d) PyTorch eager
    (only if ``torch`` imports). Ratios are against baselines measured in
-   this same run. The column "Model/MLP" is jaxreg.train of the same network
-   written as a ``jaxreg.Model`` (a hand-written loss, differentiated by
-   ``jax.value_and_grad``) over the MLP path (closed-form backprop).
+   this same run. The column "Model/MLP" is the time of jaxreg.train of the
+   same network written as a ``jaxreg.Model`` (a hand-written loss,
+   differentiated by ``jax.value_and_grad``) over the MLP path (closed-form
+   backprop): the median of the two's ratio within each round.
 2. GFLOP/s at 784-512-512-10 batch 1024 against a float32 matmul peak
    measured here. Matmul FLOPs per sample: forward 2·Σ n_in·n_out, backward
    twice that (weight gradients and input gradients), minus the first
    layer's input gradient, which nobody computes:
    2·(784·512 + 512·512 + 512·10)·3 − 2·784·512 = 3,209,216.
-   A profile follows, by ablation (see ``step_ablations``): the same epoch
-   scan doing only the step's eight matmuls, and only its batch gathers,
-   timed in the same rounds; the rest of the step's time is its elementwise
-   work and the optimizer update.
+   The peak is the faster of NumPy's BLAS and XLA's own dot on a 2048x2048
+   square; both are printed. A profile follows, by ablation (see
+   ``step_ablations``): the same epoch scan doing only the step's eight
+   matmuls, and only its batch gathers, timed in the same rounds; the rest
+   of the step's time is its elementwise work and the optimizer update. The
+   matmuls-only scan is the ceiling of any epoch built from XLA's dots.
 3. nets×epochs/s of jaxreg.train_many for 1, 10, 100, 1000 TensorFlow-
    Playground nets (2-3-3-1 tanh, tanh output, MSE on ±1 labels, batch 10,
    circle data set of 500 points, 250 for training, 100 epochs) vs a plain
@@ -27,7 +30,9 @@ Prints, in one run (float32, CPU):
 
 Every figure is the median of ``--repeats`` timed runs after one untimed
 warm-up (compilation excluded); the candidates of one row are timed in
-interleaved rounds, so that load from other processes hits them alike.
+interleaved rounds, in reverse order every other round, so that load from
+other processes (and the busy-waiting of a BLAS thread pool after the call
+before) hits them alike.
 ``--quick`` shrinks everything for a smoke run.
 
 Usage: python scripts/bench_train.py [--quick] [--repeats N]
@@ -73,17 +78,27 @@ def median_time(fn, repeats=REPEATS):
   return statistics.median(times)
 
 
-def compare(fns, repeats=REPEATS):
-  """Median seconds of each function, timed in interleaved rounds (the machine is shared)."""
+def timed_rounds(fns, repeats=REPEATS):
+  """Seconds of each function in each of ``repeats`` interleaved rounds (the machine is shared)."""
   for fn in fns.values():
     fn()  # warm-up (compiles)
   times = {k: [] for k in fns}
-  for _ in range(repeats):
-    for k, fn in fns.items():
+  for r in range(repeats):
+    for k in (list(fns) if r % 2 == 0 else list(fns)[::-1]):  # each neighbour on both sides
       t0 = CLOCK()
-      fn()
+      fns[k]()
       times[k].append(CLOCK() - t0)
-  return {k: statistics.median(v) for k, v in times.items()}
+  return times
+
+
+def compare(fns, repeats=REPEATS):
+  """Median seconds of each function, timed in interleaved rounds."""
+  return {k: statistics.median(v) for k, v in timed_rounds(fns, repeats).items()}
+
+
+def paired_ratio(times, a, b):
+  """Median over rounds of ``time[a] / time[b]`` within a round: both saw the same load."""
+  return statistics.median(x / y for x, y in zip(times[a], times[b]))
 
 
 def data(n, sizes, seed=0):
@@ -369,11 +384,11 @@ results = {}
 for sizes, batch, n, epochs in CASES:
   x, t = data(n, sizes)
   samples = epochs * (n // batch) * batch
-  fns = {"jaxreg": run_jaxreg(sizes, x, t, batch, epochs),
-         "jax": run_jax_scan(sizes, x, t, batch, epochs),
-         "numpy": run_numpy(sizes, x, t, batch, epochs)}
-  if HAVE_MODEL:
+  fns = {"jaxreg": run_jaxreg(sizes, x, t, batch, epochs)}
+  if HAVE_MODEL:  # right next to the MLP path, so that the pair sees the same load
     fns["model"] = run_jaxreg_model(sizes, x, t, batch, epochs)
+  fns["jax"] = run_jax_scan(sizes, x, t, batch, epochs)
+  fns["numpy"] = run_numpy(sizes, x, t, batch, epochs)
   work = {k: samples for k in fns}
   if sizes[0] < 500:
     m = PER_SAMPLE_N
@@ -385,10 +400,12 @@ for sizes, batch, n, epochs in CASES:
   if sizes[0] > 500:  # the peak and the step's matmuls, measured in the same rounds as this case
     fns["peak_jax"], fns["peak_numpy"] = matmul_jax, matmul_numpy
     fns.update(step_ablations(sizes, x, batch, epochs))
-  secs = compare(fns)
+  rounds = timed_rounds(fns)
+  secs = {k: statistics.median(v) for k, v in rounds.items()}
   row = {k: work[k] / secs[k] for k in work}
   if sizes[0] > 500:
-    row["peak"] = max(gflops(secs["peak_jax"]), gflops(secs["peak_numpy"]))
+    row["peak_jax"], row["peak_numpy"] = gflops(secs["peak_jax"]), gflops(secs["peak_numpy"])
+    row["peak"] = max(row["peak_jax"], row["peak_numpy"])
   results[(sizes, batch)] = row
   name = "-".join(map(str, sizes))
   cell = lambda k: (f"{row[k]:>9,.0f}" if k in row else f"{'—':>9}")  # noqa: E731
@@ -398,7 +415,7 @@ for sizes, batch, n, epochs in CASES:
   print(f"{name:<18}{batch:>6}  {row['jaxreg']:>13,.0f}  {cell('jax')}{ratio('jax')}"
         f"  {cell('numpy')}{ratio('numpy')}  {cell('per_sample')}{ratio('per_sample')}"
         f"  {cell('torch')}{ratio('torch')}  "
-        + (f"{secs['model'] / secs['jaxreg']:8.2f}x" if HAVE_MODEL else f"{'—':>9}"))
+        + (f"{paired_ratio(rounds, 'model', 'jaxreg'):8.2f}x" if HAVE_MODEL else f"{'—':>9}"))
 
 sizes = (784, 512, 512, 10)
 fps = flops_per_sample(sizes)
@@ -406,7 +423,9 @@ peak = results[(sizes, 1024)]["peak"] if (sizes, 1024) in results else float("na
 print()
 if (sizes, 1024) in results:
   print(f"784-512-512-10 batch 1024: {fps:,} matmul FLOPs/sample; float32 matmul peak measured "
-        f"in the same rounds: {peak:.1f} GFLOP/s")
+        f"in the same rounds: {peak:.1f} GFLOP/s (2048x2048: NumPy's BLAS "
+        f"{results[(sizes, 1024)]['peak_numpy']:.1f}, XLA's own dot "
+        f"{results[(sizes, 1024)]['peak_jax']:.1f} = {results[(sizes, 1024)]['peak_jax'] / peak:.1%})")
   for k, label in (("jaxreg", "jaxreg.train"), ("model", "jaxreg Model"), ("jax", "(a) JAX scan"),
                    ("numpy", "(b) NumPy vec"), ("torch", "(d) torch")):
     if k in results[(sizes, 1024)]:
@@ -423,6 +442,9 @@ if (sizes, 1024) in results:
   rest = full - ab["matmuls only"] - ab["batch gather only"]
   print(f"  the rest (elementwise work, loss gradient, optimizer update, metrics) {rest:.3f} s "
         f"= {rest / full:5.1%}")
+  ceiling = flops / ab["matmuls only"] / 1e9
+  print(f"  so an epoch of XLA's matmuls tops out at {ceiling / peak:5.1%} of the peak; "
+        f"jaxreg.train runs at {row['jaxreg'] * fps / 1e9 / ceiling:5.1%} of that ceiling")
 
 # ----------------------------------------------------------------------------- part 3
 def circle(n=500, seed=0):

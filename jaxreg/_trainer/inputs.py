@@ -15,6 +15,7 @@ import numpy as np
 from jaxreg import _losses
 from jaxreg._mlp import MLP
 from jaxreg._trainer.config import TrainConfig
+from jaxreg._trainer import model as _model
 from jaxreg._trainer.model import Model
 
 Array = jax.Array
@@ -116,8 +117,7 @@ def check_loss_output(fname: str, model, params, x, t, batch_size: int) -> None:
   if not isinstance(model, Model):
     return
   spec = lambda a: jax.ShapeDtypeStruct((batch_size,) + a.shape[1:], a.dtype)  # noqa: E731
-  kw = {"key": jax.random.key(0)} if model.takes_key else {}
-  out = jax.eval_shape(lambda p, a, b: model.loss(p, a, b, **kw), params, spec(x), spec(t))
+  out = _model.loss_output(model, params, spec(x), spec(t))
   if not isinstance(out, jax.ShapeDtypeStruct) or out.shape != ():
     got = out.shape if isinstance(out, jax.ShapeDtypeStruct) else type(out).__name__
     raise ValueError(f"{fname}: `model.loss` must return a scalar (the batch-averaged loss), "

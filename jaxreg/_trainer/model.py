@@ -12,6 +12,7 @@ the trainer's validation metrics.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from typing import Any, Callable
 
@@ -82,6 +83,25 @@ def as_model(model, fname: str):
     return Model(loss=model)
   raise TypeError(f"{fname}: `model` must be a jaxreg.MLP, a jaxreg.Model or a loss function "
                   f"loss(params, x, t), got {type(model).__name__}.")
+
+
+def loss_output(model: Model, params, x_spec, t_spec):
+  """The abstract value (``jax.ShapeDtypeStruct`` or other) of ``model.loss`` on one batch.
+
+  Evaluated with ``jax.eval_shape`` once per model, parameter structure and
+  batch shapes (cached): tracing a loss costs milliseconds, as much as a short
+  training run, and :func:`jaxreg.train` asks before every run.
+  """
+  leaves, treedef = jax.tree.flatten(params)
+  specs = tuple(jax.ShapeDtypeStruct(jnp.shape(v), jnp.result_type(v)) for v in leaves)
+  return _loss_output(model, treedef, specs, x_spec, t_spec)
+
+
+@functools.lru_cache(maxsize=64)
+def _loss_output(model: Model, treedef, specs, x_spec, t_spec):
+  kw = {"key": jax.random.key(0)} if model.takes_key else {}
+  params = jax.tree.unflatten(treedef, specs)
+  return jax.eval_shape(lambda p, a, b: model.loss(p, a, b, **kw), params, x_spec, t_spec)
 
 
 # ------------------------------------------------------------------ tasks
