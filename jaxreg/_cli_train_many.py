@@ -1,7 +1,8 @@
 """jaxreg train-many DATA --out DIR: a sweep (seeds × a grid) in one compiled call, on N devices.
 
 Takes every flag of `jaxreg train` (data, model, TrainConfig; see
-`jaxreg train --help`) and trains one MLP per seed and grid point with
+`jaxreg train --help`; --progress has no effect, the sweep being one
+compiled call) and trains one MLP per seed and grid point with
 jaxreg.train_many:
 
   --seeds N            seeds --seed, --seed+1, ..., --seed+N-1 (default 4)
