@@ -98,7 +98,7 @@ def test_member_axes_defaults():
 
 
 # ------------------------------------------------------------- data parallel
-def test_train_data_parallel_equals_train():
+def test_train_data_parallel_equals_train(monkeypatch, tmp_path):
   params = NET.init(jax.random.key(0))
   cfg = CFG.replace(keep_prob=(1.0, 0.8))   # dropout: per-step randomness goes along
   want = jaxreg.train(NET, params, (X, T), cfg, val_data=(X, T))
@@ -106,6 +106,15 @@ def test_train_data_parallel_equals_train():
   got = jaxreg.train(NET, params, (X, T), cfg, val_data=(X, T), mesh=mesh)
   assert_trees_close(got, want, **TOL)
   assert all(a.sharding.is_fully_replicated for a in jax.tree.leaves(got[0]))
+  # as process 1 of a multi-process run: no files, the other callbacks still run
+  monkeypatch.setattr(jax, "process_index", lambda *args: 1)
+  seen = []
+  again = jaxreg.train(NET, params, (X, T), cfg, val_data=(X, T), mesh=mesh,
+                       callbacks=[jaxreg.MetricsLog(tmp_path / "m.jsonl"),
+                                  jaxreg.SaveCheckpoint(tmp_path / "c.npz"),
+                                  lambda state, history: seen.append(len(history["train_loss"]))])
+  assert seen == [1, 2, 3] and list(tmp_path.iterdir()) == []
+  assert_trees_close(again, got, rtol=0, atol=0)
 
 
 def test_train_data_parallel_splits_the_batch():
