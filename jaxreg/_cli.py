@@ -299,8 +299,9 @@ def _check(args) -> int:
   return 0 if not failed else 1
 
 
-# The other commands (train, experiment, plot) live in _cli_train.py, _cli_experiment.py and
-# _cli_plot.py, each with its own --help text as its module docstring.
+# The other commands (train, train-many, experiment, plot) live in _cli_train.py,
+# _cli_train_many.py, _cli_experiment.py and _cli_plot.py, each with its own --help text as its
+# module docstring.
 class _Parser(argparse.ArgumentParser):
   """argparse with a one-line usage error (exit 2) that points to ``--help``."""
 
@@ -310,7 +311,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
   from jaxreg import __version__  # pylint: disable=import-outside-toplevel
-  from jaxreg import _cli_experiment, _cli_plot, _cli_train  # pylint: disable=import-outside-toplevel
+  from jaxreg import _cli_experiment, _cli_plot, _cli_train, _cli_train_many  # pylint: disable=import-outside-toplevel
   p = _Parser(prog="jaxreg", description="jaxreg command line: check derivations, train, "
               "run experiments, plot.")
   p.add_argument("--version", action="version", version=f"jaxreg {__version__}")
@@ -327,16 +328,18 @@ def _parser() -> argparse.ArgumentParser:
                     help="one line per case, no reports")
   c.add_argument("--no-x64", action="store_true", help="do not enable jax_enable_x64")
   _cli_train.add_parser(sub)
+  _cli_train_many.add_parser(sub)
   _cli_experiment.add_parser(sub)
   _cli_plot.add_parser(sub)
   return p
 
 
 def _subcommand(args) -> int:
-  """Runs ``train``, ``experiment`` or ``plot``; their bad input is one line on stderr, exit 2."""
-  from jaxreg import _cli_experiment, _cli_plot, _cli_train  # pylint: disable=import-outside-toplevel
+  """Runs ``train``, ``train-many``, ``experiment`` or ``plot``; bad input: one line, exit 2."""
+  from jaxreg import _cli_experiment, _cli_plot, _cli_train, _cli_train_many  # pylint: disable=import-outside-toplevel
   from jaxreg._data.extras import MissingExtraError  # pylint: disable=import-outside-toplevel
-  module = {"train": _cli_train, "experiment": _cli_experiment, "plot": _cli_plot}[args.command]
+  module = {"train": _cli_train, "train-many": _cli_train_many, "experiment": _cli_experiment,
+            "plot": _cli_plot}[args.command]
   try:
     return module.run(args)
   except module.UsageError as e:
@@ -355,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
   except SystemExit as e:  # argparse exits 2 on usage errors, 0 on --help and --version
     return int(e.code or 0)
   if args.command is None:
-    print("jaxreg: error: a command is required: check, train, experiment or plot "
+    print("jaxreg: error: a command is required: check, train, train-many, experiment or plot "
           "(see jaxreg --help)", file=sys.stderr)
     return 2
   if args.command != "check":

@@ -4,6 +4,10 @@
 launcher's environment variables, or a cluster manager's), ``launch_local`` starts N
 local processes of one program, ``member_mesh`` and ``gather_to_host`` place a sweep's
 members on the global devices and bring the results back.
+
+With a mesh, ``jaxreg.train_many(..., mesh=member_mesh())`` spreads a sweep's members over
+its devices and ``jaxreg.train(..., mesh=...)`` splits each batch over them (data
+parallel); in a multi-process run every process makes the same call.
 """
 
 from jaxreg._distributed import ProcessInfo as ProcessInfo

@@ -56,6 +56,7 @@ class Plan(NamedTuple):
   patience: int | None            # None: no best-params tracking, no early stopping
   has_val: bool
   task: str | None                # "softmax", "binary", "binary_logits" or None (no accuracy)
+  batch_sharding: Any = None      # a NamedSharding for each step's batch (data parallel), or None
 
 
 class TrainState(NamedTuple):
@@ -91,8 +92,12 @@ class TrainState(NamedTuple):
 
 # ------------------------------------------------------------------ setup
 def make_plan(model, config: TrainConfig, n: int, has_val: bool, task: str | None, *,
-              swept=()) -> Plan:
-  """The static part of a run; ``swept`` names hyperparameters that vary (train_many)."""
+              swept=(), batch_sharding=None) -> Plan:
+  """The static part of a run; ``swept`` names hyperparameters that vary (train_many).
+
+  ``batch_sharding``: where each step's batch lies (its rows split over devices
+  for data parallelism), or None.
+  """
   kp = config.keep_prob
   if isinstance(model, MLP):
     if kp is not None and len(kp) != model.num_layers:
@@ -113,7 +118,7 @@ def make_plan(model, config: TrainConfig, n: int, has_val: bool, task: str | Non
       batch_size=config.batch_size, n_batches=n // config.batch_size, shuffle=config.shuffle,
       augment=augment_transforms(config), noise=config.noise_std > 0 or "noise_std" in swept,
       dropout=dropout, dropout_mode=config.dropout_mode, patience=config.patience,
-      has_val=has_val, task=task)
+      has_val=has_val, task=task, batch_sharding=batch_sharding)
 
 
 def config_hyperparams(plan: Plan, config: TrainConfig) -> dict:
@@ -218,6 +223,8 @@ def _step_fn(plan: Plan, hyperparams: dict, x, t):
       tb = t.at[idx].get(mode="promise_in_bounds")
     else:
       (xb, tb), keys = inp if rng else (inp, None)
+    if plan.batch_sharding is not None:
+      xb, tb = jax.lax.with_sharding_constraint((xb, tb), plan.batch_sharding)
     model_keys = None
     if rng:  # keys: [augment…, noise, model…]
       slots = [keys[i] for i in range(len(plan.augment))] + ([keys[n_aug]] if plan.noise else [])

@@ -19,6 +19,7 @@ points.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from typing import Mapping, Sequence
@@ -27,9 +28,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxreg._distributed import gather_to_host
 from jaxreg._mlp import MLP
 from jaxreg._trainer import epoch as _epoch
 from jaxreg._trainer import inputs as _inputs
+from jaxreg._trainer import mesh as _mesh
 from jaxreg._trainer import model as _model
 from jaxreg._trainer import optimizer as _optimizer
 from jaxreg._trainer.config import DATA_HYPERPARAMS, SEED_LIMIT, TrainConfig
@@ -139,8 +142,42 @@ def _run_many(plan, epochs, base, table, seeds, params, x, t, xv, tv):
 _run_many_jit = jax.jit(_run_many, static_argnums=(0, 1))
 
 
+@functools.lru_cache(maxsize=None)
+def _run_many_sharded(out_sharding):
+  """``_run_many`` jitted with its outputs laid out as ``out_sharding`` (one per layout)."""
+  return jax.jit(_run_many, static_argnums=(0, 1), out_shardings=out_sharding)
+
+
+def _pad(a: np.ndarray, size: int) -> np.ndarray:
+  """``a`` with its last row repeated up to ``size`` rows (padding members are real runs)."""
+  return np.concatenate([a, np.repeat(a[-1:], size - a.shape[0], axis=0)])
+
+
+def _run_on_mesh(mesh, axes, plan, epochs, base, table, seeds, params, data):
+  """``_run_many`` with the members spread over ``mesh``; NumPy leaves ``(n_seeds, n_points, ...)``.
+
+  Seeds and grid points are padded to multiples of their mesh axes' sizes
+  (repeating the last one) and the padding is dropped from the results, which
+  every process receives in full.
+  """
+  mesh = _mesh.auto("train_many", mesh)
+  ax = _mesh.member_axes("train_many", mesh, axes, n_seeds=seeds.shape[0], has_grid=bool(table))
+  n_seeds = seeds.shape[0]
+  n_points = next(iter(table.values())).shape[0] if table else 1
+  up = lambda n, names: -(-n // _mesh.axis_size(mesh, names)) * _mesh.axis_size(mesh, names)  # noqa: E731
+  seeds = _mesh.put(_pad(seeds, up(n_seeds, ax.seeds)), _mesh.sharding(mesh, ax.seeds))
+  table = _mesh.put({k: _pad(v, up(n_points, ax.grid)) for k, v in table.items()},
+                    _mesh.sharding(mesh, ax.grid))
+  rep = _mesh.replicated(mesh)
+  base, params, data = _mesh.put((base, params, data), rep)
+  run = _run_many_sharded(_mesh.sharding(mesh, ax.seeds, ax.grid))
+  out = gather_to_host(run(plan, epochs, base, table, seeds, params, *data))
+  return jax.tree.map(lambda a: a[:n_seeds, :n_points], out)
+
+
 def train_many(model, train_data, config: TrainConfig, *, seeds: Sequence[int],
-               grid: Mapping[str, Sequence] | None = None, val_data=None, params=None):
+               grid: Mapping[str, Sequence] | None = None, val_data=None, params=None,
+               mesh=None, axes=None):
   """Trains one model per (grid point, seed) in **one** compiled call: ``jit(vmap(scan))``.
 
   Args:
@@ -165,6 +202,20 @@ def train_many(model, train_data, config: TrainConfig, *, seeds: Sequence[int],
     val_data: optional ``(x, t)``; needed for ``config.patience``.
     params: initial parameters shared by every member; required for a
       Model without ``init``, optional otherwise (default: one ``init`` per seed).
+    mesh: optional ``jax.sharding.Mesh`` (e.g.
+      :func:`jaxreg.distributed.member_mesh`) to spread the members over its
+      devices — those of one process or, in a ``jax.distributed`` run, of
+      all; every process then calls ``train_many`` with the same arguments
+      and gets the full results. Seeds and grid points are padded to
+      multiples of their axes' sizes (repeating the last one; the padding
+      is dropped from the results). The numbers equal ``mesh=None``'s.
+      Explicit mesh axes are used as Auto ones.
+    axes: with ``mesh``, ``(seed_axes, grid_axes)``: the mesh axis (a name,
+      a tuple of names or ``None``) the seeds lie along and the one the grid
+      points lie along. Default: the seeds along the mesh's first axis and
+      the grid points along the others; without a grid the seeds along every
+      axis, with one seed the grid points along every axis. Work along a
+      mesh axis named in neither is repeated on each of its devices.
 
   Returns:
     ``(params, history)``. Every leaf has leading axes
@@ -174,7 +225,7 @@ def train_many(model, train_data, config: TrainConfig, *, seeds: Sequence[int],
     (NaN after a member stopped early or diverged), plus per member
     ``"best_epoch"`` (1-based; 0: none), ``"diverged"`` (bool: its loss
     became non-finite; its params are then the last finite ones) and
-    ``"epochs_run"``.
+    ``"epochs_run"``. With ``mesh`` every leaf is a NumPy array.
 
   Examples:
     >>> import jax, jax.numpy as jnp, jaxreg
@@ -216,9 +267,15 @@ def train_many(model, train_data, config: TrainConfig, *, seeds: Sequence[int],
   seeds_arr = np.asarray(seeds, np.uint32)
   base = {k: np.asarray(v, dtype) for k, v in _epoch.config_hyperparams(plan, config).items()
           if k not in table}
-  out, hist = _run_many_jit(plan, config.epochs, base, table, seeds_arr, params, x, t, xv, tv)
+  if mesh is None:
+    out, hist = _run_many_jit(plan, config.epochs, base, table, seeds_arr, params, x, t, xv, tv)
+    swap = jnp.swapaxes
+  else:
+    out, hist = _run_on_mesh(mesh, axes, plan, config.epochs, base, table, seeds_arr, params,
+                             (x, t, xv, tv))
+    swap = np.swapaxes
   lead = grid_shape + (len(seeds),)
   # (n_seeds, n_points, ...) → (*grid_shape, n_seeds, ...)
-  reorder = lambda a: jnp.swapaxes(a, 0, 1).reshape(lead + a.shape[2:])  # noqa: E731
+  reorder = lambda a: swap(a, 0, 1).reshape(lead + a.shape[2:])  # noqa: E731
   out = jax.tree.map(reorder, out)
   return out, {k: np.asarray(reorder(v)) for k, v in hist.items()}
