@@ -10,12 +10,17 @@ for `race`, --seeds and --max-epochs are given. It prints the README section
 "tanh/relu": [...]}, "settings": {...}}, null standing for +infinity; for the
 others the section). --json never writes a .py file.
 
+--devices N spreads the members of each jaxreg.train_many call of the
+experiments that train (race, sparsity, regularizers) over N devices (see
+`jaxreg train-many --help`); the numbers are those of one device.
+
 Exit status: 0 it ran; 2 a usage error.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 from pathlib import Path
 
@@ -34,6 +39,8 @@ def add_parser(sub) -> None:
   p.add_argument("--quick", action="store_true", help="small smoke-run settings")
   p.add_argument("--seeds", type=int, default=None, help="race: seeds per activation (200)")
   p.add_argument("--max-epochs", type=int, default=None, help="race: epochs per run (3000)")
+  p.add_argument("--devices", type=int, default=None, metavar="N",
+                 help="race, sparsity, regularizers: spread each sweep over N devices")
   p.add_argument("--json", metavar="PATH", default=None, help="write the measurement as JSON")
   p.add_argument("--out", metavar="DIR", default=None, help="write NAME.png and NAME.json here")
 
@@ -41,6 +48,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
   """``jaxreg experiment``; raises :class:`UsageError` for bad input."""
   from jaxreg._cli import _UsageError, _output, _write_atomic  # pylint: disable=import-outside-toplevel
+  from jaxreg import _cli_train_many  # pylint: disable=import-outside-toplevel
   from jaxreg.experiments import _report, race, registry  # pylint: disable=import-outside-toplevel
   e = registry.EXPERIMENTS[args.name]
   kwargs = dict(e.quick if args.quick else e.full)
@@ -53,6 +61,14 @@ def run(args) -> int:
     if value < 1:
       raise UsageError(f"--{flag.replace('_', '-')}: expected an int >= 1, got {value}")
     kwargs[key] = value
+  if args.devices is not None:
+    if "mesh" not in inspect.signature(e.run).parameters:
+      raise UsageError(f"--devices applies to the experiments that train (race, sparsity, "
+                       f"regularizers), not {args.name!r}")
+    try:
+      kwargs["mesh"] = _cli_train_many.member_mesh_for(args.devices)
+    except _cli_train_many.UsageError as err:
+      raise UsageError(str(err)) from None
   try:
     json_path = _output(args.json, [])
   except _UsageError as err:

@@ -88,14 +88,17 @@ def add_parser(sub) -> None:
                  help="join a jax.distributed run (jaxreg.distributed.initialize) first")
 
 
-def _mesh(args):
-  """The member mesh for ``--devices``/``--distributed``, or None for one device."""
+def member_mesh_for(n: int | None, distributed_run: bool = False):
+  """The member mesh for ``--devices N``/``--distributed``, or None for one device.
+
+  Raises:
+    UsageError: ``n`` below 1, or fewer than ``n`` devices in this process.
+  """
   import jax  # pylint: disable=import-outside-toplevel
   from jaxreg import distributed  # pylint: disable=import-outside-toplevel
-  n = args.devices
   if n is not None and n < 1:
     raise UsageError(f"--devices: expected an int >= 1, got {n}")
-  if args.distributed:
+  if distributed_run:
     distributed.initialize(num_cpu_devices=n)
     return distributed.member_mesh()
   if n is None:
@@ -146,7 +149,7 @@ def run(args) -> int:
   if existing and not args.overwrite:
     raise UsageError(f"--out {args.out!r} already holds {', '.join(existing)}; pass --overwrite "
                      "or choose another folder")
-  mesh = _mesh(args)
+  mesh = member_mesh_for(args.devices, args.distributed)
   try:
     train, val, _, data_desc = _cli_train.load_data(args)
   except (TypeError, ValueError, MissingExtraError) as e:

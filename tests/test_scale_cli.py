@@ -71,3 +71,38 @@ def test_grid_flag_parses_values():
   assert _cli_train_many.grid_item("keep_prob=1:0.5,1:1") == ("keep_prob", ((1.0, 0.5), (1.0, 1.0)))
   with pytest.raises(Exception, match="expected NAME=V,V"):
     _cli_train_many.grid_item("learning_rate")
+
+
+def test_experiment_devices_spreads_race_over_a_mesh_with_the_same_numbers(
+    tmp_path, monkeypatch, capsys):
+  from jaxreg.experiments import race, registry
+  meshes, results = [], []
+
+  def one_activation(n_seeds=3, max_epochs=12, *, mesh=None, **kw):
+    meshes.append(mesh)
+    results.append(race.activation_race(n_seeds, max_epochs, activations=("tanh",), n_boot=50,
+                                        mesh=mesh))
+    return results[-1]
+
+  e = registry.EXPERIMENTS["race"]
+  monkeypatch.setitem(registry.EXPERIMENTS, "race", e._replace(run=one_activation))
+  one, two = tmp_path / "one.json", tmp_path / "two.json"
+  assert _cli.main(["experiment", "race", "--seeds", "3", "--json", str(one)]) == 0
+  assert _cli.main(["experiment", "race", "--seeds", "3", "--devices", "2",
+                    "--json", str(two)]) == 0
+  assert meshes[0] is None and meshes[1].devices.size == 2
+  a, b = json.loads(one.read_text()), json.loads(two.read_text())
+  assert list(a["activations"]) == ["tanh"] and len(a["activations"]["tanh"]["epochs"]) == 3
+  assert a == b
+  loss = [r.test_loss["tanh"] for r in results]
+  assert loss[0].shape == (3, 12) and np.all(np.isfinite(loss[0]))
+  np.testing.assert_allclose(loss[1], loss[0], rtol=0, atol=1e-6)   # float32 training
+
+@pytest.mark.parametrize("extra, message", [
+    (["vanishing", "--devices", "2"], "--devices applies to the experiments that train"),
+    (["race", "--devices", "0"], "--devices: expected an int >= 1, got 0"),
+])
+def test_experiment_devices_errors(capsys, extra, message):
+  assert _cli.main(["experiment"] + extra + ["--quick"]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and message in err, err

@@ -234,7 +234,7 @@ def judge(lo: float, hi: float, claimed: float) -> str:
 def activation_race(n_seeds: int = 200, max_epochs: int = 3000, *,
                     activations=ACTIVATIONS, hidden=(3, 3), learning_rate: float = 0.03,
                     batch_size: int = 10, threshold: float = THRESHOLD, data_seed: int = 0,
-                    first_seed: int = 0, n_boot: int = 4000) -> Result:
+                    first_seed: int = 0, n_boot: int = 4000, mesh=None) -> Result:
   """Races the hidden activations on the Playground's circle; one :func:`jaxreg.train_many` each.
 
   All activations see the same data set (``data_seed``) and the same seeds
@@ -253,6 +253,8 @@ def activation_race(n_seeds: int = 200, max_epochs: int = 3000, *,
     data_seed: seed of :func:`jaxreg.datasets.playground`.
     first_seed: the first training seed.
     n_boot: bootstrap resamples for the ratios' intervals.
+    mesh: optional ``jax.sharding.Mesh``: each :func:`jaxreg.train_many` call
+      spreads its members over it (same numbers as without).
 
   Returns:
     A :class:`Result`. Ratios are computed for each entry of :data:`CLAIMS`
@@ -279,7 +281,7 @@ def activation_race(n_seeds: int = 200, max_epochs: int = 3000, *,
   epochs, test_loss, rows = {}, {}, []
   for a in activations:
     _, hist = train_many(playground_model(a, tuple(hidden)), train, config, seeds=seeds,
-                         val_data=test)
+                         val_data=test, mesh=mesh)
     loss = np.asarray(hist["val_loss"], np.float64)
     e = first_below(loss, threshold)
     epochs[a], test_loss[a] = e, loss

@@ -111,7 +111,7 @@ def _small_split(n_train: int, seed: int):
 
 def compare_regularizers(n_seeds: int = 20, *, n_train: int = 200, hidden: int = 64, epochs: int = 150,
                  learning_rate: float = 0.1, batch_size: int = 20, data_seed: int = 0,
-                 methods=METHODS, n_boot: int = 4000) -> Result:
+                 methods=METHODS, n_boot: int = 4000, mesh=None) -> Result:
   """Trains ``64 → hidden (relu) → 10`` (softmax CE) with each method; one train_many each.
 
   Data: digits split 50/20/30 (train/validation/test); only the first
@@ -129,6 +129,8 @@ def compare_regularizers(n_seeds: int = 20, *, n_train: int = 200, hidden: int =
     data_seed: seed of the split.
     methods: :class:`Method` s to compare; the first is the baseline.
     n_boot: bootstrap resamples of the paired differences.
+    mesh: optional ``jax.sharding.Mesh``: each :func:`jaxreg.train_many` call
+      spreads its members over it (same numbers as without).
 
   Returns:
     A :class:`Result` (the first method is the baseline of the differences).
@@ -140,7 +142,8 @@ def compare_regularizers(n_seeds: int = 20, *, n_train: int = 200, hidden: int =
   acc = {}
   for m in methods:
     config = base.replace(**m.changes)
-    params, _ = train_many(net, f32(train), config, seeds=range(n_seeds), val_data=f32(val))
+    params, _ = train_many(net, f32(train), config, seeds=range(n_seeds), val_data=f32(val),
+                           mesh=mesh)
     a = []
     for s in range(n_seeds):
       p = jax.tree.map(lambda v: v[s], params)

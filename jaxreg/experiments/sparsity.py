@@ -91,7 +91,7 @@ def _kernels(params, g: int, s: int) -> np.ndarray:
 
 def l1_vs_l2(strengths: Sequence[float] = STRENGTHS, *, n_seeds: int = 5, hidden: int = 32,
              epochs: int = 30, learning_rate: float = 0.1, batch_size: int = 32,
-             hist_strength: float = 1e-2, data_seed: int = 0, rules=RULES) -> Result:
+             hist_strength: float = 1e-2, data_seed: int = 0, rules=RULES, mesh=None) -> Result:
   """Trains ``64 → hidden (relu) → 10`` (softmax cross-entropy) under each rule and strength.
 
   One :func:`jaxreg.train_many` call per rule (grid over the strength ×
@@ -108,6 +108,8 @@ def l1_vs_l2(strengths: Sequence[float] = STRENGTHS, *, n_seeds: int = 5, hidden
     hist_strength: strength whose weights are kept for the histograms.
     data_seed: seed of the split.
     rules: a subset of :data:`RULES` (the section needs all three).
+    mesh: optional ``jax.sharding.Mesh``: each :func:`jaxreg.train_many` call
+      spreads its members over it (same numbers as without).
 
   Returns:
     A :class:`Result`.
@@ -126,7 +128,7 @@ def l1_vs_l2(strengths: Sequence[float] = STRENGTHS, *, n_seeds: int = 5, hidden
     config = TrainConfig(learning_rate=learning_rate, batch_size=batch_size, epochs=epochs,
                          l1_rule=rule)
     params, hist = train_many(net, (x, t), config, seeds=range(n_seeds),
-                              grid={field: strengths}, val_data=test)
+                              grid={field: strengths}, val_data=test, mesh=mesh)
     acc = np.asarray(hist["val_acc"])[..., -1]
     for g, lam in enumerate(strengths):
       w = np.stack([_kernels(params, g, s) for s in range(n_seeds)])
