@@ -382,7 +382,7 @@ def check(derivation: Callable, loss: Callable, params: Any, *args,
   else:
     plan, users = fused.plan.value, fused.users
     stats = jax.device_get(fused.stats)
-    row_stats, scale = stats.rows, float(stats.scale)
+    row_stats, scale = stats.rows(), float(stats.scale)
   if plan.error is not None:
     report.error = plan.error
     report.unchecked = list(plan.unchecked)

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxreg._checker import tolerance as _tol
+from jaxreg._checker.reference import Static as _Static
 from jaxreg._checker.tolerance import Tolerance
 
 
@@ -48,10 +49,29 @@ class RowStats(NamedTuple):
 
 
 class Stats(NamedTuple):
-  """:class:`RowStats` of the compared pairs and the computation's ``scale``."""
+  """Per-block summaries of the compared pairs and the computation's ``scale``.
 
-  rows: RowStats
+  Attributes:
+    blocks: ``(blocks, 5)`` maxima of the :class:`RowStats` columns over each
+      block of 512 elements (each pair starts a new block).
+    scale: the computation's scale.
+    starts: :class:`~jaxreg._checker.reference.Static` holding the first block of
+      every pair (a tuple of ints), fixed at trace time.
+  """
+
+  blocks: Any
   scale: Any
+  starts: Any
+
+  def rows(self) -> RowStats:
+    """The :class:`RowStats` on the host: the blocks' maxima, reduced per pair."""
+    starts = np.asarray(self.starts.value, np.int64)
+    blocks = np.asarray(self.blocks, np.float64)
+    if not starts.size:
+      z = np.zeros((0,))
+      return RowStats(z, z, z, z, z)
+    per_row = np.maximum.reduceat(blocks, starts, axis=0)
+    return RowStats(*(per_row[:, k] for k in range(5)))
 
 
 _BLOCK = 512
@@ -65,19 +85,20 @@ def row_stats(pairs: list[Pair], others=()) -> Stats:
 
   All arrays are laid out in one ``(blocks, 512)`` array (each padded to
   whole blocks), so the compiled program has the same few kernels however
-  many pairs there are: a reduction for the scale, one variadic reduction for
-  the five summaries and segment maxima over blocks. (A reduction per pair
-  costs ~0.1 s of XLA compile time each on CPU.)
+  many pairs there are: a reduction for the scale and one variadic reduction
+  of the five summaries over each block; the maxima per pair over its blocks
+  are taken on the host (:meth:`Stats.rows`). (A reduction per pair, or a
+  segment maximum in the program, costs XLA compile time on CPU.)
   """
   n = len(pairs)
   refs = [p.ref for p in pairs] + list(others)
   if not refs:
-    z = jnp.zeros((0,))
-    return Stats(RowStats(z, z, z, z, z), jnp.zeros(()))
+    return Stats(jnp.zeros((0, 5)), jnp.zeros(()), _Static(()))
   dtype = jnp.result_type(*[r.dtype for r in refs])
   sizes = [int(np.prod(np.shape(r), dtype=np.int64)) for r in refs]
   nbs = [max(1, -(-s // _BLOCK)) for s in sizes]
   seg_np = np.repeat(np.arange(len(refs)), nbs)
+  starts = tuple(int(b) for b in np.cumsum([0] + nbs[:n - 1]))[:n]
 
   def lay(arrs):
     parts = []
@@ -87,13 +108,17 @@ def row_stats(pairs: list[Pair], others=()) -> Stats:
         parts.append(jnp.zeros((nb * _BLOCK - s,), dtype))
     return jnp.concatenate(parts).reshape(-1, _BLOCK)
 
+  n_blocks = int(sum(nbs[:n]))       # the compared pairs' blocks (the others' only set the scale)
   R = lay(refs)
-  U = lay([p.user.astype(p.ref.dtype) for p in pairs] + list(others))
   per_block = lambda k: jnp.asarray(
-      np.array([p.tol[k] for p in pairs] + [0.0] * len(others), np.float64)[seg_np], dtype)[:, None]
+      np.array([p.tol[k] for p in pairs], np.float64)[seg_np[:n_blocks]], dtype)[:, None]
   rtol, atol, floor = per_block(0), per_block(1), per_block(2)
   absr = jnp.where(jnp.isfinite(R), jnp.abs(R), 0.0)
   scale = jnp.max(absr)
+  if not n:
+    return Stats(jnp.zeros((0, 5), dtype), scale, _Static(()))
+  R = R[:n_blocks]
+  U = lay([p.user.astype(p.ref.dtype) for p in pairs])
   err, rel = _tol.relative_error(jnp, U, R, scale, floor)
   mism = _tol.mismatch(err, rel, rtol, atol).astype(dtype)
   nfr = (~jnp.isfinite(R)).astype(dtype)
@@ -101,10 +126,7 @@ def row_stats(pairs: list[Pair], others=()) -> Stats:
   zero = jnp.zeros((), dtype)
   reduced = jax.lax.reduce((err, rel, mism, nfr, nfu), (zero,) * 5,
                            lambda a, b: tuple(jnp.maximum(x, y) for x, y in zip(a, b)), (1,))
-  seg = jnp.asarray(seg_np)
-  per_row = jax.ops.segment_max(jnp.stack(reduced, 1), seg, num_segments=len(refs),
-                                indices_are_sorted=True)[:n]
-  return Stats(RowStats(*(per_row[:, k] for k in range(5))), scale)
+  return Stats(jnp.stack(reduced, 1), scale, _Static(starts))
 
 
 def scale_np(arrays) -> float:
