@@ -30,6 +30,16 @@ LOSSES = [losses.mse, losses.binary_cross_entropy, losses.binary_cross_entropy_w
 PENALTIES = [None, penalties.l1(0.03), penalties.l2(0.05), penalties.l1_l2(0.02, 0.04)]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def unoptimized_xla():
+  """XLA without its optimisation passes: these tests run eagerly, compiling hundreds of tiny
+  one-op programs whose optimisation costs more than it saves (numerics are the same ops)."""
+  before = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", before)
+
+
 def rel_err(g, r, floor=1e-12):
   g, r = np.asarray(g), np.asarray(r)
   return float(np.max(np.abs(g - r)) / max(float(np.max(np.abs(r))), floor))
