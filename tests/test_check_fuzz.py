@@ -135,29 +135,16 @@ def test_composite_kink_models_have_no_false_alarms():
   assert all(o.ok for o in outs), "false alarms on correct derivations:\n" + _alarms(outs)
 
 
-def test_composite_kink_models_planted_errors_found_at_their_step():
-  planted = [o for o in _outcomes("composite") if o.expected is not None]
-  assert all(o.localised for o in planted), _misses(planted)
-
-
-def test_composite_kink_models_planted_errors_found():
-  planted = [o for o in _outcomes("composite") if o.expected is not None]
-  assert planted and all(o.found for o in planted), _misses(planted)
-
-
 def test_zero_gradient_rows_have_no_false_alarms():
   outs = _outcomes("zero_grad")
   assert all(o.ok for o in outs), "false alarms on correct derivations:\n" + _alarms(outs)
 
 
-def test_zero_gradient_models_planted_errors_found_at_their_step():
-  planted = [o for o in _outcomes("zero_grad") if o.expected is not None]
-  assert all(o.localised for o in planted), _misses(planted)
-
-
-def test_zero_gradient_models_planted_errors_found():
-  planted = [o for o in _outcomes("zero_grad") if o.expected is not None]
+@pytest.mark.parametrize("family", ["composite", "zero_grad"])
+def test_planted_errors_found_at_their_step(family):
+  planted = [o for o in _outcomes(family) if o.expected is not None]
   assert planted and all(o.found for o in planted), _misses(planted)
+  assert all(o.localised for o in planted), _misses(planted)
 
 
 def test_known_false_alarms_are_only_the_known_classes():
