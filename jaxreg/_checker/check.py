@@ -66,6 +66,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxreg._checker import compare as _compare
+from jaxreg._checker import conventions as _conventions
 from jaxreg._checker import diagnose as _diagnose
 from jaxreg._checker import kinks as _kinks
 from jaxreg._checker import plan as _plan
@@ -444,7 +445,10 @@ def _judge(pb: _Problem, report, plan, users, row_stats, scale, ref, taps, ref_o
   # Kinks.
   probe_fn = lambda: _kinks.make_probe_fn(pb.loss, pb.split, traced)
   base_values = lambda j: j.theta if j.theta is not None else ref.tapped[j.slot.key.name]
-  _kinks.probe(judged, lambda: _kinks.Prober(probe_fn(), pb.params, pb.split.dyn, taps.specs),
+  conventions = None if traced is None else (
+      lambda: _conventions.Search.build(traced, pb.params, pb.split.dyn, pb.dtype))
+  _kinks.probe(judged, lambda: _kinks.Prober(probe_fn(), pb.params, pb.split.dyn, taps.specs,
+                                             conventions),
                pb.dtype, scale, max_probes_total, base_values)
 
   # Diagnosis of rows still wrong.

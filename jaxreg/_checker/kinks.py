@@ -53,6 +53,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxreg._checker import conventions as _conventions
 from jaxreg._checker import reference as _check_ref
 from jaxreg._checker import tap as _tap
 from jaxreg._checker.compare import Comparison
@@ -124,8 +125,10 @@ _STEPS = (1.0, -1.0, 2.0, -2.0)    # multiples of h at which one element is prob
 class Prober:
   """Evaluates the loss and its taps along one element of a parameter or a tap."""
 
-  def __init__(self, fn, params, dyn, specs: dict):
+  def __init__(self, fn, params, dyn, specs: dict, conventions: Callable[[], Any] | None = None):
     self.fn = fn
+    self._conventions = conventions
+    self._search: Any = None
     self.params, self.dyn = params, dyn
     self.leaves, self.treedef = jax.tree_util.tree_flatten(params)
     self.specs = specs
@@ -134,6 +137,13 @@ class Prober:
     base_loss, base_taps = fn(params, dyn, self.eps0)
     self.base = float(base_loss)
     self.base_taps = base_taps
+
+  def conventions(self):
+    """The :class:`~jaxreg._checker.conventions.Search` of the loss's kink sites (built once),
+    or ``None`` (no traced loss, or no kink site ties)."""
+    if self._search is None:
+      self._search = (self._conventions() if self._conventions is not None else None) or False
+    return self._search or None
 
   def at(self, key, i: int, h: float, hold: str | None = None, moved: list | None = None) -> list:
     """``[(L, taps)]`` at steps ``+h, −h, +2h, −2h`` along flat element ``i`` of ``key``.
@@ -354,12 +364,44 @@ def _element(j: Judged, i: int, h: float, prober: Prober, judged: list[Judged], 
     found = _through(s, u_i, r_i, tol_i, eps_rel)
     if found is not None and found.kink:
       return composite(found)
+  if not steps and j.slot.key.kind == "param":
+    found = _by_conventions(prober, j, i, u_i, r_i, tol_i, eps_rel, fwd, bwd)
+    if found is not None:
+      return found
   if is_kink:
     return Finding(False, f"at {_where(i, shape)} there is a kink (one-sided derivatives "
                    f"{fwd:.6g} (+) and {bwd:.6g} (−)) but yours, {u_i:.6g}, is not between "
                    "them, nor a product of valid conventions at the kinks it passes through")
   return Finding(False, f"not a kink: at {_where(i, shape)} both one-sided derivatives are "
                  f"{fwd:.6g} (+) and {bwd:.6g} (−)")
+
+
+def _by_conventions(prober: Prober, j: Judged, i: int, u_i: float, r_i: float, tol_i: float,
+                    eps_rel: float, fwd: float, bwd: float) -> Finding | None:
+  """A parameter element with no tapped quantity downstream, judged by the loss's own kink
+  sites (:mod:`~jaxreg._checker.conventions`); ``None`` when no kink site moves it."""
+  search = prober.conventions()
+  if search is None:
+    return None
+  margin = tol_i + 64 * eps_rel * max(abs(u_i), abs(r_i))
+  rng = search.range(j.slot.key.index, i, u_i, r_i, margin)
+  if rng is None:
+    return None
+  shape = tuple(np.shape(j.ref))
+  n = len(rng.kinks)
+  what = f"{n} kink{'s' if n > 1 else ''} of the loss it passes through"
+  kinks = _conventions.describe(rng.kinks)
+  if rng.reached:
+    return Finding(True, f"composite kink at {_where(i, shape)}: yours, {u_i:.6g}, is the "
+                   f"gradient with other valid conventions at the {what} ({kinks}): local "
+                   f"conventions compose; the loss's own one-sided derivatives there are "
+                   f"{fwd:.6g} (+) and {bwd:.6g} (−), autodiff gives {r_i:.6g}")
+  found = (f"they give values in [{rng.lo:.6g}, {rng.hi:.6g}]" if rng.exhaustive else
+           f"a search over {rng.tried} of their {2 ** n if n < 64 else 'many'} combinations "
+           f"reached only [{rng.lo:.6g}, {rng.hi:.6g}] (not exhaustive)")
+  return Finding(False, f"at {_where(i, shape)} yours, {u_i:.6g}, is not a product of valid "
+                 f"conventions at the {what} ({kinks}): {found}; the loss's one-sided "
+                 f"derivatives there are {fwd:.6g} (+) and {bwd:.6g} (−)")
 
 
 def _loss_along(prober: Prober, points, h: float, eps_rel: float) -> OneSided:
