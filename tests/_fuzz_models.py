@@ -392,6 +392,12 @@ def derivation(p, x, t, aux, arch):
   return {**steps, "params": gp}
 
 
+def derivation_params(p, x, t, aux, arch):
+  """:func:`derivation` returning only the parameter gradient (no steps), as most course code
+  does: the checker then has no tapped quantity to judge composite kinks through."""
+  return derivation(p, x, t, aux, arch)["params"]
+
+
 def mutations(arch: Arch, reg: float) -> list[Mutation]:
   """Every planted error that applies to ``arch`` (``reg``: the loss's L2 strength)."""
   n = len(arch.layers)
@@ -679,6 +685,43 @@ def expected_first_wrong(model: Model, mutation: Mutation, correct: dict | None 
   return None
 
 
+def expected_first_wrong_params(model: Model, mutation: Mutation, correct: dict | None = None):
+  """For a derivation that returns only the parameter gradient: the first parameter row the
+  mutation changes at an element whose value does not depend on the conventions at kinks
+  (where the correct derivation and the one with JAX's conventions agree), or ``None``.
+
+  An element whose value depends on the conventions has a range of valid values; a mutation
+  that changes only such elements may land inside it and is then no error a check can see."""
+  first, _ = _params_changed(model, mutation, correct)
+  return first
+
+
+def _params_changed(model: Model, mutation: Mutation, correct: dict | None = None):
+  """``(first row changed at a convention-independent element, {rows changed anywhere})``."""
+  correct = derivation_steps(model) if correct is None else correct
+  bad = derivation_steps(model, mutation)
+  others = [derivation_steps(m) for m in (jax_conventions(model), side_conventions(model, 0),
+                                          side_conventions(model, 1))]
+  scale = max(float(np.max(np.abs(v))) if v.size else 0.0 for v in correct.values())
+  first, changed = None, set()
+  for name in row_names(model.arch, model.params):
+    if not name.startswith("params"):
+      continue
+    u, r = bad[name], correct[name]
+    if u.shape != r.shape:
+      changed.add(name)
+      first = first or name
+      continue
+    tol = 1e-6 * max(float(np.max(np.abs(r))), 1e-3 * scale)
+    diff = np.abs(u - r) > tol
+    if np.any(diff):
+      changed.add(name)
+    fixed = np.all([np.abs(r - o[name]) <= tol for o in others], axis=0)
+    if first is None and np.any(diff & fixed):
+      first = name
+  return first, changed
+
+
 # ------------------------------------------------------------------ one fuzz case
 
 SEEDS_PER_ARCH = 20
@@ -743,6 +786,21 @@ def jax_conventions(model: Model) -> Model:
   return model._replace(aux={**model.aux, "conv": conv})
 
 
+def side_conventions(model: Model, side: int) -> Model:
+  """The same model with the derivation taking, at every kink, the lower (``side=0``: relu′
+  0, leaky relu′ α, |x|′ −1, hinge 0) or the upper one-sided value (``side=1``: 1, 1, 1, 1)."""
+  conv = np.array(model.aux["conv"], np.float64)
+  for l, ly in enumerate(model.arch.layers):
+    if ly.kind == "relu":
+      conv[0, l] = float(side)
+    elif ly.kind == "leaky_relu":
+      conv[0, l] = 1.0 if side else ly.alpha
+    elif ly.kind == "abs":
+      conv[0, l] = 1.0 if side else -1.0
+  conv[0, len(model.arch.layers)] = float(side)
+  return model._replace(aux={**model.aux, "conv": conv})
+
+
 ALARM_CLASSES = {
     "zero_grad_row": "a row whose true gradient is exactly 0 (bias before batch norm, shift "
                      "inside layer norm) is judged on round-off",
@@ -758,8 +816,9 @@ ALARM_CLASSES = {
 }
 
 
-def classify_alarm(model: Model, report) -> str:
+def classify_alarm(model: Model, report, deriv=None) -> str:
   """Why a correct derivation was not judged ok: a key of :data:`ALARM_CLASSES` ("" if ok)."""
+  deriv = derivation if deriv is None else deriv
   if report.ok:
     return ""
   bad = [r for r in report.rows if r.verdict in ("wrong", "missing", "shape")]
@@ -767,21 +826,29 @@ def classify_alarm(model: Model, report) -> str:
     return "referee"
   if bad and all(r.name in zero_grad_rows(model.arch) for r in bad):
     return "zero_grad_row"
-  if jaxreg.check(derivation, loss, model.params, *model.args(), rtol=1e-8).ok:
+  if jaxreg.check(deriv, loss, model.params, *model.args(), rtol=1e-8).ok:
     return "rounding"
-  if jaxreg.check(derivation, loss, model.params, *jax_conventions(model).args()).ok:
+  if jaxreg.check(deriv, loss, model.params, *jax_conventions(model).args()).ok:
     if all(r.note and "probe cap reached" in r.note for r in bad):
       return "probe_cap"
     return "composite_kink"
   return "other"
 
 
-def run_seed(seed: int, family: str, mutation_index: int | None = None) -> Outcome:
-  """Checks seed's correct derivation and one planted error (drawn from the seed)."""
+def run_seed(seed: int, family: str, mutation_index: int | None = None,
+             params_only: bool = False) -> Outcome:
+  """Checks seed's correct derivation and one planted error (drawn from the seed).
+
+  With ``params_only`` the derivation returns only the parameter gradient
+  (:func:`derivation_params`) and a planted error counts only where it changes
+  an element whose value does not depend on the conventions at kinks
+  (:func:`expected_first_wrong_params`)."""
   arch = arch_of(seed, family)
   model = draw_model(seed, arch)
+  deriv = derivation_params if params_only else derivation
+  expect = expected_first_wrong_params if params_only else expected_first_wrong
   t0 = time.perf_counter()
-  report = jaxreg.check(derivation, loss, model.params, *model.args())
+  report = jaxreg.check(deriv, loss, model.params, *model.args())
   t1 = time.perf_counter()
   bad_rows = tuple((r.name, r.verdict, r.note or r.diagnosis or "") for r in report.rows
                    if r.verdict in ("wrong", "missing", "shape"))
@@ -792,18 +859,24 @@ def run_seed(seed: int, family: str, mutation_index: int | None = None) -> Outco
   mu, expected = muts[order[0]], None
   for k in order:           # the first drawn mutation that changes something away from kinks
     mu = muts[k]
-    expected = expected_first_wrong(model, mu, correct)
+    expected = expect(model, mu, correct)
     if expected is not None:
       break
   got, found, localised, t_planted = None, False, False, 0.0
   if expected is not None:
     t2 = time.perf_counter()
-    planted = jaxreg.check(derivation, loss, model.params, *model.args(mu))
+    planted = jaxreg.check(deriv, loss, model.params, *model.args(mu))
     t_planted = time.perf_counter() - t2
     got = planted.first_wrong
     found = not planted.ok
     localised = found and got == expected
+    if params_only and found and not localised:
+      # a row before the first convention-independent change may be changed too, at elements
+      # whose value depends on the conventions, to a value no convention gives
+      _, changed = _params_changed(model, mu, correct)
+      names = row_names(arch, model.params)
+      localised = got in changed and names.index(got) <= names.index(expected)
   return Outcome(family, seed, describe(arch), dict(model.kinks), report.ok, report.n_kink,
                  bad_rows, report.referee.verdict if report.referee else "-",
-                 classify_alarm(model, report), mu.name, expected, got, found, localised,
+                 classify_alarm(model, report, deriv), mu.name, expected, got, found, localised,
                  t1 - t0, t_planted)

@@ -47,6 +47,16 @@ def _seeds(n, family, extra=()):
 
 
 @functools.cache
+def _outcomes_params_only(family):
+  """Derivations that return only the parameter gradient: composite kinks are judged by the
+  loss's own kink sites (no tap downstream). An earlier checker raised false alarms on 28 of
+  80 composite seeds this way (scripts/fuzz_check.py --params-only)."""
+  n = max(2, N // 3) if family == "composite" else max(1, N // 4)
+  extra = (1, 3, 5, 9, 16, 18, 45) if family == "composite" else ()
+  return tuple(fm.run_seed(s, family, params_only=True) for s in _seeds(n, family, extra))
+
+
+@functools.cache
 def _outcomes(family):
   if family == "single":
     seeds = [s for s in _seeds(N, family) if s not in SINGLE_KNOWN]
@@ -154,3 +164,13 @@ def test_known_false_alarms_are_only_the_known_classes():
   known = ("composite_kink", "probe_cap", "zero_grad_row", "rounding")
   other = [o for o in outs if not o.ok and o.alarm_class not in known]
   assert not other, "false alarms of an unknown class:\n" + _alarms(other)
+
+
+@pytest.mark.parametrize("family", ["single", "composite", "zero_grad"])
+def test_params_only_derivations_have_no_false_alarms_and_planted_errors_are_found(family):
+  outs = _outcomes_params_only(family)
+  assert all(o.ok for o in outs), "false alarms on correct derivations:\n" + _alarms(outs)
+  planted = [o for o in outs if o.expected is not None]
+  assert planted and all(o.localised for o in planted), _misses(planted)
+  if family == "composite":
+    assert sum(o.n_kink for o in outs) > 0
