@@ -36,7 +36,9 @@ How it judges, and where each part lives:
    dtypes' tolerances (noted in the row).
 5. **Kinks** (:mod:`~jaxreg._checker.kinks`): the largest mismatches are
    probed with one-sided differences; a valid subgradient, or a product of
-   valid local conventions where two kinks meet, is ``kink``, not ``wrong``.
+   valid local conventions where two kinks meet (through a tapped quantity,
+   or through the loss's own kink sites, :mod:`~jaxreg._checker.conventions`),
+   is ``kink``, not ``wrong``.
 6. **Referee** (:mod:`~jaxreg._checker.referee`): central differences of the
    loss along random directions against ``⟨jax.grad, v⟩`` catch a reference
    that is itself wrong (a bad ``custom_vjp``).

@@ -394,7 +394,9 @@ class Search:
 
   def range(self, q: int, i: int, u: float, r: float, margin: float) -> Range | None:
     """The values element ``i`` of parameter leaf ``q`` takes over the conventions, and whether
-    they reach ``u`` (within ``margin``) from ``r``; ``None`` when no convention moves it."""
+    they reach ``u`` (within ``margin``) from autodiff's ``r``; ``None`` when no convention
+    moves it, or when every combination was evaluated and none gives ``r`` (the element then
+    passes a kink this module does not model)."""
     flat = int(self.leaf_offsets[q]) + int(i)
     _, dw = self._element(flat, self._weights())
     rel = np.nonzero(self.active[:self.total] & (np.abs(dw) > 0))[0]
@@ -413,6 +415,8 @@ class Search:
           self.consts, self.params, self.dyn, self._weights(), self.active_j, np.int32(flat),
           jnp.asarray(idx), jnp.asarray(bits, self.dtype)), np.float64)
       lo, hi = float(np.min(vals)), float(np.max(vals))
+      if not lo - margin <= r <= hi + margin:
+        return None       # autodiff's own conventions are not among these: a kink not modelled
       reached = (hi >= u - margin) if up else (lo <= u + margin)
       return Range(kinks, lo, hi, reached, True, len(bits))
     return self._search(flat, rel, kinks, u, up, margin)

@@ -36,12 +36,17 @@ the one-sided derivatives are Richardson-extrapolated
   differ, or the user's ``∂L/∂d`` is itself a convention where this element
   moves ``d``).
 
-A value that no combination gives stays ``wrong``. Composite kinks are
-recognised only through tapped quantities: a derivation that returns only
-the parameter gradient, with two kinks met in one sample, can be judged
-``wrong`` where it takes valid conventions. A row stops being probed at its
-first element that is no kink, so a wrong row costs four to eight
-evaluations.
+* **composite through the loss's own kink sites**: a parameter element with
+  no tapped quantity downstream that it moves (a derivation that returns only
+  the parameter gradient, as most course code does) is judged by the loss's
+  traced program: its ``max``/``min``/``abs``/``jnp.where`` kinks that tie
+  here, each at any value between its pieces' derivatives
+  (:mod:`~jaxreg._checker.conventions`). A kink when some combination gives
+  the user's value; wrong when none does.
+
+A value that no combination gives stays ``wrong``. A row stops being probed
+at its first element that is no kink, so a wrong row costs four to eight
+evaluations (plus, for the last rule, one compiled search per element).
 """
 
 from __future__ import annotations
