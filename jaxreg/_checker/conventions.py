@@ -56,6 +56,7 @@ import numpy as np
 from jax.extend import core as jex_core
 
 from jaxreg._checker import program_cache as _program_cache
+from jaxreg._checker.reference import Static as _Static
 from jaxreg._checker import tap as _tap
 
 EXHAUSTIVE = 12                  # kinks up to which every combination is evaluated
@@ -177,7 +178,7 @@ class _State:
       if equal is not None:
         tie = tie & jnp.broadcast_to(equal, shape)
       w = _uniform(k, site.size, out.dtype).reshape(shape)
-      self.gaps.append(jnp.ravel(gap).astype(jnp.float64))
+      self.gaps.append(jnp.ravel(gap))
       self.ties.append(jnp.ravel(tie))
       act = tie
     else:
@@ -259,63 +260,65 @@ def _at_site(eqn, invals, outvals, gaps, st: _State, ctx) -> list:
   return outvals
 
 
-class _Compiled(NamedTuple):
-  sites: tuple
-  record: Any
-  element: Any
-  vertices: Any
+def _flat(p, dyn) -> list:
+  return jax.tree_util.tree_leaves((p, dyn))
 
 
-def _compiled(traced) -> _Compiled:
-  """The site list and the compiled functions for one loss program (cached by its key)."""
-  program = traced.traced._replace(consts=())     # kept in the cache: the program, not its data
-  jaxpr = program.jaxpr
+def _record_fn(jaxpr):
+  """``record(consts, params, dyn, direction) -> (ties, moved, Static(sites))``: where each
+  site's operands tie, the forward derivative of their gap along ``direction`` (with generic
+  interior weights at ties upstream), and the sites of this trace."""
+  def record(consts, p, dyn, direction):
+    def f(q):
+      st = _State(None)
+      _run(jaxpr, consts, _flat(q, dyn), st)
+      gaps = jnp.concatenate(st.gaps) if st.gaps else jnp.zeros((0,))
+      ties = jnp.concatenate(st.ties) if st.ties else jnp.zeros((0,), bool)
+      return gaps, (ties, _Static(tuple(st.sites)))
+    _, moved, (ties, sites) = jax.jvp(f, (p,), (direction,), has_aux=True)
+    return ties, moved, sites
+  return jax.jit(record)
 
-  def flat(p, dyn):
-    return jax.tree_util.tree_leaves((p, dyn))
 
-  def build():
-    holder: dict = {}
-
-    def record(consts, p, dyn, direction):
-      def f(q):
-        st = _State(None)
-        _run(jaxpr, consts, flat(q, dyn), st)
-        holder["sites"] = tuple(st.sites)
-        gaps = jnp.concatenate(st.gaps) if st.gaps else jnp.zeros((0,))
-        ties = jnp.concatenate(st.ties) if st.ties else jnp.zeros((0,), bool)
-        return gaps, ties
-      _, moved, ties = jax.jvp(f, (p,), (direction,), has_aux=True)
-      return ties, moved
-
-    rec = jax.jit(record)
-    return holder, rec
-
-  holder, rec = _program_cache.cached(("conventions-record", traced.key), build)
-
+def _flat_grad_fn(jaxpr, sites: tuple):
+  """``g(consts, params, dyn, weights, active)``: ``∂L/∂params`` (flat) with the weights'
+  conventions at the active elements of ``sites``."""
   def loss_at(consts, p, dyn, weights, active):
-    st = _State(list(holder["sites"]), weights, active)    # the record trace built the sites
-    return _run(jaxpr, consts, flat(p, dyn), st)[0]
+    return _run(jaxpr, consts, _flat(p, dyn), _State(list(sites), weights, active))[0]
 
   def flat_grad(consts, p, dyn, weights, active):
     grads = jax.grad(loss_at, argnums=1)(consts, p, dyn, weights, active)
     return jnp.concatenate([jnp.ravel(g) for g in jax.tree_util.tree_leaves(grads)])
+  return flat_grad
+
+
+def _element_fn(jaxpr, sites: tuple):
+  """``element(..., weights, active, i) -> (g_i, ∂g_i/∂weights)``."""
+  flat_grad = _flat_grad_fn(jaxpr, sites)
 
   def element(consts, p, dyn, weights, active, i):
     return jax.value_and_grad(lambda w: flat_grad(consts, p, dyn, w, active)[i])(weights)
+  return jax.jit(element)
 
-  def vertices_fn(batch: int):
-    def vertices(consts, p, dyn, weights, active, i, idx, bits):
-      def one(b):
-        return flat_grad(consts, p, dyn, weights.at[idx].set(b.astype(weights.dtype)), active)[i]
-      return jax.lax.map(one, bits, batch_size=batch)
-    return jax.jit(vertices)
 
-  element = _program_cache.cached(("conventions-element", traced.key),
-                                  lambda: jax.jit(element))
-  vertices = lambda b: _program_cache.cached(("conventions-vertices", traced.key, b),
-                                             lambda: vertices_fn(b))
-  return _Compiled(holder, rec, element, vertices)
+def _vertices_fn(jaxpr, sites: tuple, batch: int):
+  """``vertices(..., weights, active, i, idx, bits) -> g_i`` with ``weights[idx] = bits[v]``
+  for each row ``v`` of ``bits``, ``batch`` rows at a time."""
+  flat_grad = _flat_grad_fn(jaxpr, sites)
+
+  def vertices(consts, p, dyn, weights, active, i, idx, bits):
+    def one(b):
+      return flat_grad(consts, p, dyn, weights.at[idx].set(b.astype(weights.dtype)), active)[i]
+    return jax.lax.map(one, bits, batch_size=batch)
+  return jax.jit(vertices)
+
+
+class _Compiled(NamedTuple):
+  """The compiled functions of one loss program (cached by its key) and its kink sites."""
+
+  sites: tuple
+  element: Any
+  vertices: Any          # batch -> compiled vertices function
 
 
 class Range(NamedTuple):
@@ -347,7 +350,7 @@ class Search:
   def __init__(self, compiled: _Compiled, consts, params, dyn, active: np.ndarray, dtype):
     self.c = compiled
     self.consts, self.params, self.dyn = consts, params, dyn
-    self.sites = compiled.sites["sites"]
+    self.sites = compiled.sites
     self.total = int(active.size)
     self.active = np.concatenate([active, [False]])
     self.active_j = jnp.asarray(self.active)
@@ -361,17 +364,24 @@ class Search:
   @classmethod
   def build(cls, traced, params, dyn, dtype, seed: int = 0) -> "Search | None":
     """The sites of ``traced`` (a :class:`~jaxreg._checker.reference.TracedLoss`) at
-    ``(params, dyn)``, or ``None`` when no kink site ties there."""
-    compiled = _compiled(traced)
+    ``(params, dyn)``, or ``None`` when no kink site ties there (compiled once per loss
+    program, :mod:`~jaxreg._checker.program_cache`)."""
+    jaxpr = traced.traced.jaxpr
+    record = _program_cache.cached(("conventions-record", traced.key), lambda: _record_fn(jaxpr))
     rng = np.random.default_rng(seed)
     direction = jax.tree_util.tree_map(
         lambda x: jnp.asarray(rng.standard_normal(np.shape(x)), jnp.result_type(x)), params)
-    ties, moved = compiled.record(traced.traced.consts, params, dyn, direction)
-    ties, moved = np.asarray(ties), np.asarray(moved)
-    active = ties & (moved != 0)
+    ties, moved, sites = record(traced.traced.consts, params, dyn, direction)
+    sites = sites.value
+    active = np.asarray(ties) & (np.asarray(moved) != 0)
     if not active.any():
       return None
-    return cls(compiled, traced.traced.consts, params, dyn, active, dtype)
+    element = _program_cache.cached(("conventions-element", traced.key),
+                                    lambda: _element_fn(jaxpr, sites))
+    vertices = lambda b: _program_cache.cached(("conventions-vertices", traced.key, b),
+                                               lambda: _vertices_fn(jaxpr, sites, b))
+    return cls(_Compiled(sites, element, vertices), traced.traced.consts, params, dyn, active,
+               dtype)
 
   def _weights(self, rel=None, bits=None) -> jnp.ndarray:
     w = self.interior.copy()
