@@ -82,7 +82,7 @@ class Site(NamedTuple):
     where: the user's source line of the equation (``"file.py:12 (loss)"``), or ``""``.
     shape: the shape of its output.
     offset: its first element in the flat vectors of weights and ties.
-    pieces: how to name piece 0 and piece 1 (weight 0 and 1).
+    choice: how its two conventions (weight 0 and 1) read.
   """
 
   prim: str
@@ -90,7 +90,7 @@ class Site(NamedTuple):
   where: str
   shape: tuple
   offset: int
-  pieces: tuple
+  choice: str
 
   @property
   def size(self) -> int:
@@ -113,19 +113,19 @@ def _literal(v) -> str | None:
   return None
 
 
-def _pieces(eqn) -> tuple:
+def _choice(eqn) -> str:
+  """How a site's two conventions read: ``"max(·, 0)′ = 1 or 0"``, ``"|·|′(0) = +1 or −1"``."""
   prim = eqn.primitive.name
   if prim in ("max", "min"):
     a, b = (_literal(v) for v in eqn.invars)
-    if b is not None or a is not None:
-      c = b if b is not None else a
-      arr_first = b is not None
-      slope = ("1", "0") if arr_first else ("0", "1")
-      return (f"{prim}(·, {c})′ = {slope[0]}", f"{prim}(·, {c})′ = {slope[1]}")
-    return (f"{prim}′ follows its first operand", f"{prim}′ follows its second operand")
+    if b is not None:
+      return f"{prim}(·, {b})′ = 1 or 0"
+    if a is not None:
+      return f"{prim}({a}, ·)′ = 0 or 1"
+    return "the derivative of its first or of its second operand"
   if prim == "abs":
-    return ("|·|′(0) = +1", "|·|′(0) = −1")
-  return ("jnp.where takes its False branch", "jnp.where takes its True branch")
+    return "|·|′(0) = +1 or −1"
+  return "the derivative of its False or of its True branch"
 
 
 def _piecewise_linear(jaxpr) -> bool:
@@ -168,7 +168,7 @@ class _State:
     self.k += 1
     if self.build:
       self.sites.append(Site(eqn.primitive.name, ctx[0], _where(eqn) or ctx[1], shape,
-                             self.offset, _pieces(eqn)))
+                             self.offset, _choice(eqn)))
       self.offset += int(np.prod(shape, dtype=np.int64))
     site = self.sites[k]
     p0, p1 = jnp.broadcast_to(p0, shape), jnp.broadcast_to(p1, shape)
@@ -453,12 +453,13 @@ class Search:
 
 
 def describe(kinks: list, limit: int = 3) -> str:
-  """``"max(·, 0)′ ∈ [0, 1] at [3, 1] of the max at loss.py:12, …"`` for the first kinks."""
+  """``"relu (max) at loss.py:12:7 (loss) element [3, 1]: max(·, 0)′ = 1 or 0; …"``."""
   parts = []
   for site, j in kinks[:limit]:
     idx = [int(a) for a in np.unravel_index(j, site.shape)] if site.shape else []
     where = f" at {site.where}" if site.where else ""
-    name = f"{site.fn} ({site.prim})" if site.fn else site.prim
-    parts.append(f"{name}{where} element {idx}: {site.pieces[0]} or {site.pieces[1]}")
-  more = f" and {len(kinks) - limit} more" if len(kinks) > limit else ""
+    prim = "jnp.where" if site.prim == "select_n" else site.prim
+    name = f"{site.fn} ({prim})" if site.fn else prim
+    parts.append(f"{name}{where} element {idx}: {site.choice}")
+  more = f"; and {len(kinks) - limit} more" if len(kinks) > limit else ""
   return "; ".join(parts) + more
