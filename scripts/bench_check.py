@@ -13,6 +13,11 @@ For each size, in one process and on the same data:
 Printed per tool: compile + first call, steady state (median), the ratio to the
 floor, and whether it reports a false failure (every derivation here is correct).
 
+Before anything is timed the process is warmed up with one trivial jitted
+call (JAX's backend start-up and its first compile, paid once per process;
+the seconds are printed), so every tool's "first call" is its own tracing
+and compiling, not the process's start-up, whichever tool is timed first.
+
 Also per size: the edit-and-recheck loop (`jaxreg.check` where the loss and the
 derivation are re-defined before every call, fresh function objects of the same
 structure, as a student re-running a notebook cell), and the cost of the
@@ -240,8 +245,12 @@ def main():
   ap.add_argument("--batch", type=int, default=32)
   args = ap.parse_args()
   torch = torch_or_none()
+  t0 = time.perf_counter()
+  jax.block_until_ready(jax.jit(lambda a: a + 1)(1.0))   # the process's one-time warm-up
+  warm_up = time.perf_counter() - t0
   print(f"jax {jax.__version__}, {jax.devices()[0].device_kind}, "
         f"torch {'not installed' if torch is None else torch.__version__}")
+  print(f"process warm-up (one trivial jitted call before any timing; in no row): {warm_up:.3f} s")
   summary = []
   for label in args.sizes.split(","):
     summary.append((label,) + bench_size(label, ARCHS[label], args.batch, torch))

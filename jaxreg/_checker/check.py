@@ -7,12 +7,13 @@ How it judges, and where each part lives:
    argument and its first bad index.
 2. **Reference** (:mod:`~jaxreg._checker.reference`). ``jax.grad`` of
    ``loss`` w.r.t. ``params`` and w.r.t. a zero perturbation added at every
-   :func:`jaxreg.tap` (plus the referee's loss evaluations), in one compiled
-   call. The loss is traced on every check and compiled work is cached by
-   the traced program (:mod:`~jaxreg._checker.program_cache`), its constants
-   passed as arguments: a changed global, closure or default the loss reads
-   is always seen, and a re-defined loss of the same structure reuses the
-   compiled reference. A loss that cannot be traced runs eagerly.
+   :func:`jaxreg.tap`, in one compiled call (the referee's loss evaluations
+   are a second compiled program of the loss). The loss is traced on every
+   check and compiled work is cached by the traced program
+   (:mod:`~jaxreg._checker.program_cache`), its constants passed as
+   arguments: a changed global, closure or default the loss reads is always
+   seen, and a re-defined loss of the same structure reuses the compiled
+   reference. A loss that cannot be traced runs eagerly.
 3. **Derivation and comparison** (:mod:`~jaxreg._checker.plan`,
    :mod:`~jaxreg._checker.compare`). ``derivation(params, *args, **kwargs)``
    is traced to a program (on every check, cached the same way) and

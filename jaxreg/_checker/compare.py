@@ -52,8 +52,8 @@ class Stats(NamedTuple):
   """Per-block summaries of the compared pairs and the computation's ``scale``.
 
   Attributes:
-    blocks: ``(blocks, 5)`` maxima of the :class:`RowStats` columns over each
-      block of 512 elements (each pair starts a new block).
+    blocks: five ``(blocks,)`` arrays, the maxima of the :class:`RowStats`
+      columns over each block of 512 elements (each pair starts a new block).
     scale: the computation's scale.
     starts: :class:`~jaxreg._checker.reference.Static` holding the first block of
       every pair (a tuple of ints), fixed at trace time.
@@ -66,12 +66,11 @@ class Stats(NamedTuple):
   def rows(self) -> RowStats:
     """The :class:`RowStats` on the host: the blocks' maxima, reduced per pair."""
     starts = np.asarray(self.starts.value, np.int64)
-    blocks = np.asarray(self.blocks, np.float64)
     if not starts.size:
       z = np.zeros((0,))
       return RowStats(z, z, z, z, z)
-    per_row = np.maximum.reduceat(blocks, starts, axis=0)
-    return RowStats(*(per_row[:, k] for k in range(5)))
+    return RowStats(*(np.maximum.reduceat(np.asarray(b, np.float64), starts)
+                      for b in self.blocks))
 
 
 _BLOCK = 512
@@ -83,17 +82,20 @@ def row_stats(pairs: list[Pair], others=()) -> Stats:
   The scale is the largest finite ``|r|`` over every pair's reference and
   every array in ``others`` (the reference gradients nobody compared).
 
-  All arrays are laid out in one ``(blocks, 512)`` array (each padded to
-  whole blocks), so the compiled program has the same few kernels however
-  many pairs there are: a reduction for the scale and one variadic reduction
-  of the five summaries over each block; the maxima per pair over its blocks
-  are taken on the host (:meth:`Stats.rows`). (A reduction per pair, or a
-  segment maximum in the program, costs XLA compile time on CPU.)
+  All arrays are laid out in one ``(blocks, 512)`` array (each padded with
+  zeros to whole blocks, which changes no maximum), so the compiled program
+  has the same few kernels however many pairs there are: a reduction for
+  the scale and one variadic reduction of the five summaries over each
+  block, returned as five arrays; the maxima per pair over its blocks are
+  taken on the host (:meth:`Stats.rows`). (A reduction per pair, a segment
+  maximum in the program or a stack of the five outputs each cost XLA
+  compile time on CPU; padding with ``lax.pad`` inside the concatenation
+  compiles a little less but runs slower.)
   """
   n = len(pairs)
   refs = [p.ref for p in pairs] + list(others)
   if not refs:
-    return Stats(jnp.zeros((0, 5)), jnp.zeros(()), _Static(()))
+    return Stats((jnp.zeros((0,)),) * 5, jnp.zeros(()), _Static(()))
   dtype = jnp.result_type(*[r.dtype for r in refs])
   sizes = [int(np.prod(np.shape(r), dtype=np.int64)) for r in refs]
   nbs = [max(1, -(-s // _BLOCK)) for s in sizes]
@@ -116,7 +118,7 @@ def row_stats(pairs: list[Pair], others=()) -> Stats:
   absr = jnp.where(jnp.isfinite(R), jnp.abs(R), 0.0)
   scale = jnp.max(absr)
   if not n:
-    return Stats(jnp.zeros((0, 5), dtype), scale, _Static(()))
+    return Stats((jnp.zeros((0,), dtype),) * 5, scale, _Static(()))
   R = R[:n_blocks]
   U = lay([p.user.astype(p.ref.dtype) for p in pairs])
   err, rel = _tol.relative_error(jnp, U, R, scale, floor)
@@ -126,7 +128,7 @@ def row_stats(pairs: list[Pair], others=()) -> Stats:
   zero = jnp.zeros((), dtype)
   reduced = jax.lax.reduce((err, rel, mism, nfr, nfu), (zero,) * 5,
                            lambda a, b: tuple(jnp.maximum(x, y) for x, y in zip(a, b)), (1,))
-  return Stats(jnp.stack(reduced, 1), scale, _Static(starts))
+  return Stats(tuple(reduced), scale, _Static(starts))
 
 
 def scale_np(arrays) -> float:

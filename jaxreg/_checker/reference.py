@@ -19,6 +19,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from jaxreg._checker import program_cache as _program_cache
 from jaxreg._checker import tap as _tap
@@ -131,11 +132,6 @@ class Reference(NamedTuple):
   taps: Static
 
 
-def _chunk(n_items: int, size: int) -> int:
-  """A ``lax.map`` batch size keeping about 4e6 perturbed elements in flight."""
-  return max(1, min(n_items, int(4e6 // max(size, 1))))
-
-
 def _float_eps(dtype) -> float:
   return float(jnp.finfo(dtype).eps)
 
@@ -166,7 +162,10 @@ def make_eager_reference(loss: Callable, split: Split, n_dirs: int):
         f, argnums=(0, 1), has_aux=True)(params, eps0)
     samples = None
     if n_dirs > 0:
-      samples = _referee(call_loss, params, dyn, key, value, g_params, n_dirs, True)
+      salts = _salts(key, n_dirs)
+      sums = _referee_sums(params, g_params, np.asarray(salts, np.uint32))
+      samples = _referee(sums, salts, params, value,
+                         lambda salt, step: call_loss(_moved(params, salt, step), dyn))
     return Reference(value, g_params, g_taps, tapped, samples, Static(Taps(tuple(order), specs)))
 
   return ref
@@ -212,34 +211,53 @@ def compute_reference(loss: Callable, split: Split, n_dirs: int, params,
   The loss is traced on every call; the compiled reference is reused for
   any loss that traces to the same program (constants are arguments). Its
   taps are those of this trace. ``seed`` is the referee's seed (``np.uint32``).
+  The referee's loss evaluations are a second compiled program of the same
+  loss (:func:`_traced_loss_at`), called once per evaluation.
   """
   tl = trace_loss(loss, split, params)
+  consts = tl.traced.consts
   fn = cached(("reference", tl.key, n_dirs), lambda: jax.jit(_traced_reference(tl.traced, n_dirs)))
-  ref = fn(tl.traced.consts, params, split.dyn, seed)
+  salts = _salts(seed, n_dirs)
+  ref = fn(consts, params, split.dyn, np.asarray(salts, np.uint32))
+  if n_dirs > 0:
+    loss_at = cached(("referee", tl.key), lambda: jax.jit(_traced_loss_at(tl.traced)))
+    ref = ref._replace(referee=_referee(
+        ref.referee, salts, params, ref.loss,
+        lambda salt, step: loss_at(consts, params, split.dyn, salt, step)))
   taps = Taps(tuple(tl.traced.order), dict(tl.traced.specs))
   return ref._replace(taps=Static(taps)), tl
 
 
 def _traced_reference(traced: _tap.Traced, n_dirs: int):
-  """``ref(consts, params, dyn, key) -> Reference`` (no taps) evaluating the traced loss."""
+  """``ref(consts, params, dyn, salts) -> Reference`` (no taps) evaluating the traced loss.
+
+  With ``n_dirs > 0`` its ``referee`` is the tuple of :func:`_referee_sums`
+  (``salts`` holds the directions' seeds), from which :func:`_referee` makes
+  the :class:`RefereeSamples`.
+  """
   traced = traced._replace(consts=())     # kept in the cache: the program, not its data
 
-  def ref(consts, params, dyn, key):
+  def ref(consts, params, dyn, salts):
     def f(p, eps):
       return _tap.call_traced(traced, consts, (p, dyn), eps)
-
-    def call_loss(p, dyn_):
-      return _tap.call_traced(traced, consts, (p, dyn_), {})[0]
 
     eps0 = {n: jnp.zeros(s.shape, s.dtype) for n, s in traced.specs.items()}
     (value, tapped), (g_params, g_taps) = jax.value_and_grad(
         f, argnums=(0, 1), has_aux=True)(params, eps0)
-    samples = None
-    if n_dirs > 0:
-      samples = _referee(call_loss, params, dyn, key, value, g_params, n_dirs, False)
-    return Reference(value, g_params, g_taps, tapped, samples, Static(None))
+    sums = _referee_sums(params, g_params, salts) if n_dirs > 0 else None
+    return Reference(value, g_params, g_taps, tapped, sums, Static(None))
 
   return ref
+
+
+def _traced_loss_at(traced: _tap.Traced):
+  """``loss_at(consts, params, dyn, salt, step)``: the traced loss at :func:`_moved` params."""
+  traced = traced._replace(consts=())     # kept in the cache: the program, not its data
+
+  def loss_at(consts, params, dyn, salt, step):
+    return _tap.call_traced(traced, consts, (_moved(params, salt, step), dyn), {})[0]
+
+  return loss_at
 
 
 def trace_derivation(derivation: Callable, params, split: Split):
@@ -262,63 +280,91 @@ def trace_derivation(derivation: Callable, params, split: Split):
 
 
 def _signs(n: int, salt, dtype):
-  """``n`` pseudo-random ±1 from an integer hash of the index and ``salt`` (cheap in a jit)."""
-  i = jnp.arange(n, dtype=jnp.uint32) + jnp.asarray(salt, jnp.uint32)
-  i = (i ^ (i >> 16)) * jnp.uint32(0x7FEB352D)
-  i = (i ^ (i >> 15)) * jnp.uint32(0x846CA68B)
-  i = i ^ (i >> 16)
-  return jnp.where((i & 1) == 1, 1.0, -1.0).astype(dtype)
+  """``n`` pseudo-random ±1 from an integer hash of the index and ``salt`` (cheap in a jit).
+
+  Written with ``lax`` primitives: each ``jnp`` operator is a jitted function of its own,
+  which costs tracing and lowering time (not run time) wherever this is traced.
+  """
+  u32 = np.uint32
+  i = lax.add(lax.iota(u32, n), lax.convert_element_type(salt, u32))
+  i = lax.mul(lax.bitwise_xor(i, lax.shift_right_logical(i, u32(16))), u32(0x7FEB352D))
+  i = lax.mul(lax.bitwise_xor(i, lax.shift_right_logical(i, u32(15))), u32(0x846CA68B))
+  i = lax.bitwise_xor(i, lax.shift_right_logical(i, u32(16)))
+  bit = lax.convert_element_type(lax.bitwise_and(i, u32(1)), dtype)   # 0 or 1
+  return lax.sub(lax.add(bit, bit), lax.full((), 1, dtype))            # -1 or +1, exactly
 
 
-def _referee(call_loss, params, dyn, key, value, g_params, n_dirs, eager):
-  """Loss values at ``θ ± h v``, ``θ ± 2h v`` for ``n_dirs`` random unit directions ``v``.
+def _salts(key, n_dirs: int) -> list[int]:
+  """The seeds of the referee's ``n_dirs`` directions (uint32 arithmetic, as Python ints)."""
+  seed = (int(key) * 1000003) & 0xFFFFFFFF
+  return [(seed + (j + 1) * 0x9E3779B9) & 0xFFFFFFFF for j in range(n_dirs)]
+
+
+def _layout(params):
+  """``(leaves, treedef, sizes, offsets, total, dtype)`` of the flattened parameters."""
+  leaves, treedef = jax.tree_util.tree_flatten(params)
+  sizes = [int(np.size(x)) for x in leaves]
+  offsets = [int(o) for o in np.cumsum([0] + sizes[:-1])]
+  return leaves, treedef, sizes, offsets, sum(sizes), jnp.result_type(*leaves)
+
+
+def _referee_sums(params, g_params, salts) -> tuple:
+  """``(‖θ‖², ‖∇L‖², Σᵢ sᵢ ∂L/∂θᵢ per direction)``, one variadic reduction (traceable).
+
+  ``sᵢ = ±1`` is the sign of flat element ``i`` of a direction, an integer
+  hash of ``i`` and the direction's seed in ``salts`` (:func:`_signs`). One
+  reduction over the flattened parameters: a reduction per leaf would cost
+  compile time for each.
+  """
+  leaves, _, sizes, _, total, dtype = _layout(params)
+  g_leaves = jax.tree_util.tree_leaves(g_params)
+  flat = lambda xs: lax.concatenate([lax.reshape(lax.convert_element_type(x, dtype), (n,))
+                                     for x, n in zip(xs, sizes)], 0)
+  flat_x, flat_g = flat(leaves), flat(g_leaves)
+  ops = [lax.mul(flat_x, flat_x), lax.mul(flat_g, flat_g)] + \
+      [lax.mul(_signs(total, lax.index_in_dim(salts, j, keepdims=False), dtype), flat_g)
+       for j in range(int(np.shape(salts)[0]))]
+  zero = jnp.zeros((), dtype)
+  return tuple(lax.reduce(tuple(ops), (zero,) * len(ops),
+                          lambda a, b: tuple(x + y for x, y in zip(a, b)), (0,)))
+
+
+def _moved(params, salt, step):
+  """``θ + step·s`` for the direction of seed ``salt``: element ``i`` moves by ``±step`` (traceable)."""
+  leaves, treedef, sizes, offsets, _, _ = _layout(params)
+  salt = lax.convert_element_type(salt, np.uint32)
+  moved = [lax.add(x, lax.mul(lax.convert_element_type(step, x.dtype), lax.reshape(
+      _signs(n, lax.add(salt, np.uint32(off & 0xFFFFFFFF)), x.dtype), np.shape(x))))
+           for x, n, off in zip(leaves, sizes, offsets)]
+  return jax.tree_util.tree_unflatten(treedef, moved)
+
+
+def _referee(sums, salts, params, value, loss_at) -> RefereeSamples:
+  """Loss values at ``θ ± h v``, ``θ ± 2h v`` for ``len(salts)`` random unit directions ``v``.
 
   Directions are random signs over all parameters, scaled to unit norm: the
-  sign of flat element ``i`` hashes ``i`` with the seed ``key`` and the
-  direction number (no RNG state, cheap for a million parameters). The step
-  ``h`` is ``δ·max(‖θ‖₂, 0.01·√P)`` with ``δ = 6e-6`` in float64 (``3e-3``
-  otherwise), so each element moves by about ``δ`` times the parameters' RMS.
-  The ``4·n_dirs`` evaluations run in a ``lax.map`` (one buffer reused); the
-  norms and ``⟨∇L, v⟩`` are one variadic reduction over the flattened
-  parameters (a reduction per leaf would cost ~0.05 s of compile time each).
+  sign of flat element ``i`` hashes ``i`` with the direction's seed (from
+  the check's ``seed`` and the direction number, :func:`_salts`; no RNG
+  state, cheap for a million parameters). The step ``h`` is
+  ``δ·max(‖θ‖₂, 0.01·√P)`` with ``δ = 6e-6`` in float64 (``3e-3``
+  otherwise), so each element moves by about ``δ`` times the parameters'
+  RMS. ``sums`` are :func:`_referee_sums` (norms and ``⟨∇L, v⟩``); the
+  scalars are finished here on the host, in the parameters' dtype, and
+  ``loss_at(salt, step)`` evaluates ``L`` at :func:`_moved` parameters, once
+  per point (``4·len(salts)`` calls).
   """
-  leaves, treedef = jax.tree_util.tree_flatten(params)
-  g_leaves = jax.tree_util.tree_leaves(g_params)
-  sizes = [int(np.size(x)) for x in leaves]
-  offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-  total = sum(sizes)
-  dtype = jnp.result_type(*leaves)
-  inv = 1.0 / math.sqrt(total)
-  seed = jnp.asarray(key, jnp.uint32) * jnp.uint32(1000003)
-  salts = [seed + jnp.uint32(((j + 1) * 0x9E3779B9) & 0xFFFFFFFF) for j in range(n_dirs)]
-  flat_x = jnp.concatenate([jnp.ravel(x).astype(dtype) for x in leaves])
-  flat_g = jnp.concatenate([jnp.ravel(g).astype(dtype) for g in g_leaves])
-  ops = [flat_x * flat_x, flat_g * flat_g] + [_signs(total, s_, dtype) * flat_g for s_ in salts]
-  zero = jnp.zeros((), dtype)
-  sums = jax.lax.reduce(tuple(ops), (zero,) * len(ops),
-                        lambda a, b: tuple(x + y for x, y in zip(a, b)), (0,))
-  norm, g_norm = jnp.sqrt(sums[0]), jnp.sqrt(sums[1])
-  dots = jnp.stack(sums[2:]) * inv if n_dirs else jnp.zeros((0,), dtype)
+  _, _, _, _, total, dtype = _layout(params)
+  dt = np.dtype(dtype).type
+  s = [dt(x) for x in jax.device_get(tuple(sums))]
+  inv = dt(1.0 / math.sqrt(total))
+  norm, g_norm = np.sqrt(s[0]), np.sqrt(s[1])
+  dots = np.asarray(s[2:], dtype) * inv
   delta = 6e-6 if dtype == jnp.float64 else 3e-3
-  h = delta * jnp.maximum(norm, 1e-2 * math.sqrt(total))
-  salt_arr = jnp.stack(salts)
-
-  def one(item):
-    j, sgn = item
-    salt = salt_arr[j]
-    moved = [x + (sgn * h * inv).astype(x.dtype) *
-             _signs(n, salt + jnp.uint32(int(off) & 0xFFFFFFFF), x.dtype).reshape(np.shape(x))
-             for x, n, off in zip(leaves, sizes, offsets)]
-    return call_loss(jax.tree_util.tree_unflatten(treedef, moved), dyn)
-
-  js = np.repeat(np.arange(n_dirs, dtype=np.int32), 4)
-  ss = np.tile(np.array([1.0, -1.0, 2.0, -2.0]), n_dirs).astype(dtype)
-  if eager:
-    vals = jnp.stack([one((j, s_)) for j, s_ in zip(js, ss)])
-  else:
-    vals = jax.lax.map(one, (jnp.asarray(js), jnp.asarray(ss)))
-  return RefereeSamples(vals.reshape(n_dirs, 4).astype(dtype), dots.astype(dtype), h, g_norm,
-                        jnp.asarray(total, dtype), value)
+  h = dt(delta) * np.maximum(norm, dt(1e-2 * math.sqrt(total)))
+  vals = [loss_at(np.uint32(salt), dt(sgn) * h * inv)
+          for salt in salts for sgn in (1.0, -1.0, 2.0, -2.0)]
+  vals = np.asarray(jax.device_get(vals)).astype(dtype).reshape(len(salts), 4)
+  return RefereeSamples(vals, dots, h, g_norm, np.asarray(total, dtype), value)
 
 
 def one_sided(base, vals, h, eps_rel):
