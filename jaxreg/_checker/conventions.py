@@ -57,13 +57,14 @@ from jax.extend import core as jex_core
 
 from jaxreg._checker import program_cache as _program_cache
 from jaxreg._checker.reference import Static as _Static
+from jaxreg._checker.reference import hash_u32 as _hash_u32
 from jaxreg._checker import tap as _tap
 
 EXHAUSTIVE = 12                  # kinks up to which every combination is evaluated
 _MAX_VERTEX_ELEMENTS = 4e7       # vertices × parameters evaluated exhaustively, at most
 _BATCH_ELEMENTS = 2e7            # parameters × vertices in flight in one batch
 
-_INLINED = frozenset({"jit", "pjit", "closed_call", "core_call", "remat2", "checkpoint"})
+_INLINED = _tap._INLINED     # call-like primitives evaluated inline, as the taps are
 _ORDERED = frozenset({"lt", "le", "gt", "ge"})
 # What a custom-derivative function's own program may hold to be seen through: kink
 # primitives and linear or structural operations only (so its autodiff is its derivative).
@@ -143,9 +144,7 @@ def _uniform(k: int, size: int, dtype):
   """``size`` numbers in (0.2, 0.8) hashed from their index and ``k`` (generic weights)."""
   i = jnp.arange(size, dtype=jnp.uint32) * jnp.uint32(2654435761) + jnp.uint32(
       (k * 0x9E3779B9 + 0x7F4A7C15) & 0xFFFFFFFF)
-  i = (i ^ (i >> 16)) * jnp.uint32(0x7FEB352D)
-  i = (i ^ (i >> 15)) * jnp.uint32(0x846CA68B)
-  i = i ^ (i >> 16)
+  i = _hash_u32(i)
   return (0.2 + 0.6 * (i >> 8).astype(jnp.float32) / float(1 << 24)).astype(dtype)
 
 
@@ -190,10 +189,6 @@ class _State:
     return jnp.where(act, out + (mix - (out - sg(out))), out)
 
 
-def _read(env, v):
-  return v.val if isinstance(v, jex_core.Literal) else env[v]
-
-
 def _run(jaxpr, consts, args, st: _State, cmps=None, ctx=("", "")) -> list:
   """Evaluates ``jaxpr`` (taps as identities) with its kink sites handled by ``st``.
 
@@ -208,7 +203,7 @@ def _run(jaxpr, consts, args, st: _State, cmps=None, ctx=("", "")) -> list:
     if cmps is not None and cmps[k] is not None:
       gaps[v] = cmps[k]
   for eqn in jaxpr.eqns:
-    invals = [_read(env, v) for v in eqn.invars]
+    invals = [_tap._read(env, v) for v in eqn.invars]
     prim = eqn.primitive
     name = prim.name
     sub = None
@@ -232,7 +227,7 @@ def _run(jaxpr, consts, args, st: _State, cmps=None, ctx=("", "")) -> list:
         outvals = _at_site(eqn, invals, outvals, gaps, st, ctx)
     for v, x in zip(eqn.outvars, outvals):
       env[v] = x
-  return [_read(env, v) for v in jaxpr.outvars]
+  return [_tap._read(env, v) for v in jaxpr.outvars]
 
 
 def _floating(x) -> bool:

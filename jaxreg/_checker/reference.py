@@ -279,6 +279,14 @@ def trace_derivation(derivation: Callable, params, split: Split):
   return fn, dsplit, program.key
 
 
+def hash_u32(i):
+  """An integer mix of uint32 ``i`` (xor-shift-multiply), elementwise, in ``lax`` primitives."""
+  u32 = np.uint32
+  i = lax.mul(lax.bitwise_xor(i, lax.shift_right_logical(i, u32(16))), u32(0x7FEB352D))
+  i = lax.mul(lax.bitwise_xor(i, lax.shift_right_logical(i, u32(15))), u32(0x846CA68B))
+  return lax.bitwise_xor(i, lax.shift_right_logical(i, u32(16)))
+
+
 def _signs(n: int, salt, dtype):
   """``n`` pseudo-random ±1 from an integer hash of the index and ``salt`` (cheap in a jit).
 
@@ -286,10 +294,7 @@ def _signs(n: int, salt, dtype):
   which costs tracing and lowering time (not run time) wherever this is traced.
   """
   u32 = np.uint32
-  i = lax.add(lax.iota(u32, n), lax.convert_element_type(salt, u32))
-  i = lax.mul(lax.bitwise_xor(i, lax.shift_right_logical(i, u32(16))), u32(0x7FEB352D))
-  i = lax.mul(lax.bitwise_xor(i, lax.shift_right_logical(i, u32(15))), u32(0x846CA68B))
-  i = lax.bitwise_xor(i, lax.shift_right_logical(i, u32(16)))
+  i = hash_u32(lax.add(lax.iota(u32, n), lax.convert_element_type(salt, u32)))
   bit = lax.convert_element_type(lax.bitwise_and(i, u32(1)), dtype)   # 0 or 1
   return lax.sub(lax.add(bit, bit), lax.full((), 1, dtype))            # -1 or +1, exactly
 
